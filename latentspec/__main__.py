@@ -1,0 +1,5 @@
+import sys
+
+from latentspec.cli import main
+
+sys.exit(main())

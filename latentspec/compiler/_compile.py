@@ -1,0 +1,225 @@
+"""Spec -> torch.fx GraphModule whose placeholders and nodes carry the spec's names."""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+from torch import fx, nn
+
+from latentspec.compiler._plan import Placeholder, Plan, loop_inputs, node_component, node_context, node_noise, plan
+from latentspec.errors import UserError
+from latentspec.spec._model import NodeSpec, Spec
+
+
+class CompileError(UserError):
+    """A spec that validates but cannot be compiled as asked (e.g. python modules not allowed)."""
+
+
+def _attr(name: str) -> str:
+    """Module attribute name for a node: its own name unless nn.Module already uses it."""
+    return f"{name}_" if hasattr(nn.Module, name) or name.startswith("_") else name
+
+
+class LoopModule(nn.Module):
+    """``op: loop``: runs its body `steps` times, threading the state tensors.
+
+    With ``steps`` given as a 0-d int64 tensor (exported graphs) it runs as a
+    ``while_loop`` higher-order op, which exports to an ONNX ``Loop`` with the trip count
+    as a graph input; otherwise as a Python loop of the spec's `steps` (training).
+    """
+
+    def __init__(self, node: NodeSpec, fns: dict[str, tuple[str | None, object]], steps: int) -> None:
+        super().__init__()
+        self.node = node
+        self.state_names = tuple(node.state)
+        self.inputs = loop_inputs(node)
+        self.steps = steps
+        # shared modules are the root's; a plain list keeps them out of this module's state_dict
+        self._fns = [fns]
+        order, done = [], set(self.state_names) | {t for t in self.inputs}
+        pending = dict(node.body)
+        while pending:
+            ready = [b for b in pending.values() if all(t in done or t in self.state_names for t in b.inputs)]
+            if not ready:
+                raise CompileError(f"loop '{node.name}': its body has a cycle outside the state")
+            for b in ready:
+                order.append(b)
+                done |= {t for t in b.outputs if t not in self.state_names}
+                del pending[b.name]
+        self.order = order
+
+    def _iterate(self, state: tuple, outer: dict) -> tuple:
+        env = {**outer, **dict(zip(self.state_names, state))}
+        new = {}
+        fns = self._fns[0]
+        for b in self.order:
+            method, fn = fns[b.name]
+            args = [env[t] for t in b.inputs]
+            out = getattr(fn, method)(*args) if method else fn(*args)
+            outs = (out,) if len(b.outputs) == 1 else tuple(out)
+            for t, v in zip(b.outputs, outs):
+                (new if t in self.state_names else env).__setitem__(t, v)
+        return tuple(new[s] for s in self.state_names)
+
+    def forward(self, *args: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor | tuple:
+        outer = dict(zip(self.inputs, args))
+        state = tuple(outer[self.node.state[s]] for s in self.state_names)
+        if steps is None:
+            for _ in range(self.steps):
+                state = self._iterate(state, outer)
+        else:
+            from torch._higher_order_ops.while_loop import while_loop
+
+            def cond(i, *s):
+                return i < steps
+
+            def body(i, *s):
+                return (i + 1, *(x.clone() for x in self._iterate(s, outer)))
+
+            _, *state = while_loop(cond, body, (torch.zeros((), dtype=torch.int64), *state))
+            state = tuple(state)
+        return state[0] if len(state) == 1 else state
+
+
+class CompiledModel(nn.Module):
+    """The trainable model of a spec: one submodule per parameter-owning node and latent table.
+
+    ``graph(...)`` builds a GraphModule for any cut of the tensor graph; ``training_graph``
+    is the one the trainer runs, ``entry(name)`` the one an export entry point needs.
+    """
+
+    def __init__(self, spec: Spec, allow_python: bool = False) -> None:
+        super().__init__()
+        self.spec = spec
+        self.layers = nn.Module()  # holds the node modules as attributes named after the nodes
+        self.fns: dict[str, tuple[str | None, object]] = {}
+        self._graphs: dict = {}
+        from latentspec.components import MODULES
+
+        for name, lat in spec.latents.items():
+            if lat.table:
+                size = self._table_size(lat)
+                ctx_cfg = {"size": size, "dim": lat.dim, "project": lat.project or "none", "radius": lat.radius, "init": lat.init, "init_scale": lat.init_scale}
+                from latentspec.components._node import Context, TensorInfo
+
+                mod = MODULES["latent_table"]().build(Context(name, MODULES["latent_table"].resolve(ctx_cfg), (lat.index,), (name,), (TensorInfo((), "int64"),), spec.latents))
+                self.layers.add_module(_attr(name), mod)
+        self._add_nodes(spec.nodes, allow_python)
+
+    def _table_size(self, lat) -> int:
+        from latentspec.train.data import split_sizes
+
+        return split_sizes(self.spec)["train"]
+
+    def _add_nodes(self, nodes: dict[str, NodeSpec], allow_python: bool) -> None:
+        for name, n in nodes.items():
+            if n.body is not None:
+                self._add_nodes(n.body, allow_python)
+        for name, n in nodes.items():
+            if n.kind == "module":
+                if n.type == "python" and not allow_python:
+                    raise CompileError(f"node '{name}' runs Python code ({n.cfg.get('class')}); pass --allow-python to allow it")
+                self.layers.add_module(_attr(name), node_component(n).build(node_context(self.spec, n)))
+        for name, n in nodes.items():
+            if n.kind == "module":
+                self.fns[name] = (None, getattr(self.layers, _attr(name)))
+            elif n.kind == "use":
+                self.fns[name] = (n.method, getattr(self.layers, _attr(n.owner)))
+            elif n.body is not None:
+                self.layers.add_module(_attr(name), LoopModule(n, self.fns, n.cfg.get("steps", 2)))
+                self.fns[name] = (None, getattr(self.layers, _attr(name)))
+            else:
+                self.layers.add_module(_attr(name), node_component(n).build(node_context(self.spec, n)))
+                self.fns[name] = (None, getattr(self.layers, _attr(name)))
+
+    def module_of(self, name: str) -> nn.Module:
+        """The module that owns the parameters of node or latent table ``name``."""
+        n = self.spec.nodes.get(name)
+        return getattr(self.layers, _attr(n.owner if n is not None else name))
+
+    # -- graphs --------------------------------------------------------------------------------
+    def graph(self, outputs, inputs=(), *, training: bool, variable: str | None = None, loop_steps_input: bool = False, as_dict: bool | None = None) -> tuple[fx.GraphModule, Plan]:
+        key = (tuple(outputs), tuple(inputs), training, variable, loop_steps_input, as_dict)
+        if key not in self._graphs:
+            p = plan(self.spec, outputs, inputs, training=training, variable=variable, loop_steps_input=loop_steps_input)
+            self._graphs[key] = (self._build(p, training if as_dict is None else as_dict), p)
+        return self._graphs[key]
+
+    @property
+    def training_graph(self) -> tuple[fx.GraphModule, Plan]:
+        """All tensors the objective uses, from fields and noise."""
+        spec = self.spec
+        outs = list(dict.fromkeys(t for term in spec.objective.values() for t in term.inputs))
+        return self.graph(outs, training=True)
+
+    def entry(self, name: str) -> tuple[fx.GraphModule, Plan]:
+        """The graph of export entry point ``name``: its inputs (then explicit noise) -> its outputs."""
+        e = self.spec.export[name]
+        if e.optimize:
+            outs = list(dict.fromkeys([t for t in e.outputs if t != e.optimize] + [t for term in e.terms for t in term.inputs]))
+            return self.graph(outs, e.inputs, training=False, variable=e.optimize, as_dict=True)
+        has_loop = any(self.spec.nodes[n].body is not None for n in plan(self.spec, e.outputs, e.inputs, training=False).nodes)
+        return self.graph(e.outputs, e.inputs, training=False, loop_steps_input=has_loop)
+
+    def _build(self, p: Plan, as_dict: bool) -> fx.GraphModule:
+        spec = self.spec
+        g = fx.Graph()
+        env: dict[str, fx.Node] = {}
+        for ph in p.placeholders:
+            env[ph.tensor] = g.placeholder(ph.name)
+
+        def get(t: str) -> fx.Node:
+            if t not in env:
+                lat = spec.latents.get(t)
+                if lat is not None and lat.table:
+                    env[t] = g.create_node("call_module", _attr(t), (get(lat.index),), name=t)
+                else:
+                    raise CompileError(f"tensor '{t}' has no value in this graph")
+            return env[t]
+
+        for name in p.nodes:
+            n = spec.nodes[name]
+            if name in p.skipped:
+                env[n.outputs[0]] = get(n.inputs[0])
+                continue
+            ins = loop_inputs(n) if n.body is not None else n.inputs
+            args = [get(t) for t in ins] + [env[f"{name}:{x.suffix}"] for x in node_noise(spec, n)]
+            kwargs = {"steps": env["steps"]} if name in p.loops else {}
+            target = _attr(n.owner if n.kind == "use" else name)
+            single = len(n.outputs) == 1
+            if n.method:
+                mod = g.get_attr(target)
+                call = g.create_node("call_method", n.method, (mod, *args), kwargs, name=n.outputs[0] if single else name)
+            else:
+                call = g.create_node("call_module", target, tuple(args), kwargs, name=n.outputs[0] if single else name)
+            if single:
+                env[n.outputs[0]] = call
+            else:
+                for i, t in enumerate(n.outputs):
+                    env[t] = g.create_node("call_function", operator.getitem, (call, i), name=t)
+        outs = {t: get(t) for t in p.outputs}
+        g.output(outs if as_dict else (tuple(outs.values()) if len(outs) > 1 else next(iter(outs.values()))))
+        gm = fx.GraphModule(self.layers, g, class_name=spec.name if spec.name.isidentifier() else "Model")
+        return gm
+
+    def forward(self, *args: torch.Tensor) -> dict[str, torch.Tensor]:
+        gm, _ = self.training_graph
+        return gm(*args)
+
+    def draw_noise(self, p: Plan, batch: int, generator: torch.Generator, device=None) -> list[torch.Tensor]:
+        """Noise tensors for the plan's noise placeholders, drawn from ``generator``."""
+        out = []
+        for ph in p.placeholders:
+            if ph.kind != "noise":
+                continue
+            shape = (batch * ph.batch_factor, *ph.shape)
+            draw = torch.rand if ph.distribution == "uniform" else torch.randn
+            out.append(draw(shape, generator=generator, device=device))
+        return out
+
+
+def compile_spec(spec: Spec, allow_python: bool = False) -> CompiledModel:
+    """Build the model of a validated spec (parameters initialised from the spec's seed)."""
+    torch.manual_seed(spec.seed)
+    return CompiledModel(spec, allow_python=allow_python)

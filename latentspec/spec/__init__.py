@@ -1,0 +1,111 @@
+"""Spec loading and validation: YAML with positions, the generated JSON Schema, semantics.
+
+>>> from latentspec.spec import validate_text
+>>> spec, diags = validate_text("latentspec: 1\\nname: x\\n")
+>>> spec is None
+True
+"""
+
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from latentspec.spec._diagnostics import Diagnostic, SpecError, did_you_mean, format_diagnostics, json_path
+from latentspec.spec._model import DataSpec, EntrySpec, FieldSpec, NodeSpec, Spec, StageSpec, TermSpec, TrainSpec
+from latentspec.spec._schema import spec_schema
+from latentspec.spec._yaml import Document, load_file, load_text
+
+
+def apply_overrides(doc: Document, overrides: list[str]) -> None:
+    """Apply ``key.path=value`` overrides (value parsed as YAML) to the loaded data in place."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError([Diagnostic(1, 1, "error", "$", f"--set {item!r}: expected KEY.PATH=VALUE", "--set")])
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            parsed = value
+        parts = [int(p) if p.isdigit() else p for p in key.split(".")]
+        cur = doc.data
+        for i, p in enumerate(parts[:-1]):
+            nxt = cur[p] if isinstance(cur, dict) and p in cur or isinstance(cur, list) and isinstance(p, int) and p < len(cur) else None
+            if nxt is None:
+                if not isinstance(cur, dict):
+                    raise SpecError([Diagnostic(1, 1, "error", json_path(parts[: i + 1]), f"--set {key}: cannot descend into {type(cur).__name__}", "--set")])
+                nxt = cur[p] = {}
+            cur = nxt
+        last = parts[-1]
+        if isinstance(cur, list) and isinstance(last, int) and last < len(cur):
+            cur[last] = parsed
+        elif isinstance(cur, dict):
+            cur[last] = parsed
+        else:
+            raise SpecError([Diagnostic(1, 1, "error", json_path(parts), f"--set {key}: no such place in the spec", "--set")])
+
+
+def check_document(doc: Document, base_dir: str | None = None) -> tuple[Spec | None, list[Diagnostic]]:
+    """Passes 2 (schema) and 3 (semantics) on a loaded document."""
+    from latentspec.spec._errors import schema_diagnostics
+    from latentspec.spec._validate import Checker
+
+    diags = schema_diagnostics(doc, spec_schema())
+    if any(d.severity == "error" for d in diags):
+        return None, sorted(diags)
+    if base_dir is None:
+        base_dir = os.path.dirname(os.path.abspath(doc.file)) if not doc.file.startswith("<") else os.getcwd()
+    checker = Checker(doc, base_dir)
+    spec = checker.run()
+    return spec, sorted(diags + checker.diags)
+
+
+def validate_text(text: str, file: str = "<spec>", overrides: list[str] | None = None) -> tuple[Spec | None, list[Diagnostic]]:
+    try:
+        doc = load_text(text, file)
+        apply_overrides(doc, overrides or [])
+    except SpecError as exc:
+        return None, exc.diagnostics
+    return check_document(doc)
+
+
+def validate_file(path: str, overrides: list[str] | None = None) -> tuple[Spec | None, list[Diagnostic]]:
+    """Validate a spec file. Raises FileNotFoundError for an unreadable path (a usage error)."""
+    try:
+        doc = load_file(path)
+        apply_overrides(doc, overrides or [])
+    except SpecError as exc:
+        return None, exc.diagnostics
+    return check_document(doc)
+
+
+def load_spec(path_or_text: str, overrides: list[str] | None = None, *, text: bool = False) -> Spec:
+    """A valid :class:`Spec`, or :class:`SpecError` with every diagnostic."""
+    spec, diags = validate_text(path_or_text, overrides=overrides) if text else validate_file(path_or_text, overrides)
+    if spec is None:
+        raise SpecError(diags)
+    return spec
+
+
+def dump_resolved(spec: Spec) -> str:
+    """The spec as resolved (overrides applied, data paths made absolute), for run directories."""
+    import copy
+
+    raw = copy.deepcopy(spec.raw)
+    ds = raw.get("data", {}).get("dataset")
+    if isinstance(ds, dict):
+        (name, cfg), = ds.items()
+        if isinstance(cfg, str):
+            cfg = {"path": cfg}
+        if isinstance(cfg, dict) and isinstance(cfg.get("path"), str):
+            cfg["path"] = os.path.join(spec.base_dir, os.path.expanduser(cfg["path"]))
+            raw["data"]["dataset"] = {name: cfg}
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
+__all__ = [
+    "DataSpec", "Diagnostic", "Document", "EntrySpec", "FieldSpec", "NodeSpec", "Spec", "SpecError", "StageSpec",
+    "TermSpec", "TrainSpec", "apply_overrides", "did_you_mean", "dump_resolved", "format_diagnostics", "load_file",
+    "load_spec", "load_text", "spec_schema", "validate_file", "validate_text",
+]

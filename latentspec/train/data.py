@@ -1,0 +1,182 @@
+"""From a spec's `data:` section to tensors: load, split, select fields, batch."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+
+import numpy as np
+
+from latentspec.components import DATASETS, SAMPLERS
+from latentspec.components.samplers import SamplerContext
+from latentspec.errors import DataError
+from latentspec.spec._model import FieldSpec, Spec
+
+
+def _dataset_cfg(spec: Spec) -> dict:
+    return {k: v for k, v in spec.data.dataset_cfg.items() if not k.startswith("_")} | {"_base_dir": spec.base_dir}
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(name: str, cfg_json: str, vary: tuple | None, group: int | None) -> dict[str, np.ndarray]:
+    cfg = json.loads(cfg_json)
+    ds = DATASETS[name]()
+    try:
+        if vary is not None:
+            if not hasattr(ds, "load_grouped"):
+                raise DataError(f"dataset {name} cannot render batches with fixed factors (sampler fixed_factors)")
+            return ds.load_grouped({k: v for k, v in cfg.items()}, list(vary), group)
+        return ds.load(cfg)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"dataset {name}: {exc}") from None
+
+
+def load_arrays(spec: Spec) -> dict[str, np.ndarray]:
+    """The dataset's arrays (rendered in fixed-factor blocks for the fixed_factors sampler)."""
+    d = spec.data
+    grouped = SAMPLERS[d.sampler].grouped
+    vary = tuple(d.sampler_cfg.get("vary") or ()) if grouped else None
+    group = (d.sampler_cfg.get("batch") or d.batch) if grouped else None
+    return _load_cached(d.dataset, json.dumps(_dataset_cfg(spec), sort_keys=True), vary, group)
+
+
+def _split_counts(spec: Spec, n: int) -> dict[str, int]:
+    split = spec.data.split
+    counts = {}
+    for k in ("train", "test", "val"):
+        if k in split:
+            v = split[k]
+            counts[k] = int(round(v * n)) if isinstance(v, float) and v <= 1.0 else int(v)
+    if sum(counts.values()) > n:
+        raise DataError(f"data.split asks for {sum(counts.values())} rows but the dataset has {n}")
+    return counts
+
+
+def split_rows(spec: Spec) -> dict[str, np.ndarray]:
+    """Row numbers of each split: a seeded permutation cut by counts (blocks kept whole when grouped)."""
+    arrays = load_arrays(spec)
+    n = len(next(iter(arrays.values())))
+    counts = _split_counts(spec, n)
+    rng = np.random.default_rng([spec.seed, 0x5EED])
+    d = spec.data
+    if SAMPLERS[d.sampler].grouped:
+        block = d.sampler_cfg.get("batch") or d.batch
+        blocks = rng.permutation(n // block)
+        order = (blocks[:, None] * block + np.arange(block)).reshape(-1)
+        counts = {k: (v // block) * block for k, v in counts.items()}
+    else:
+        order = rng.permutation(n)
+    out, start = {}, 0
+    for k in ("train", "test", "val"):
+        if k in counts:
+            out[k] = np.sort(order[start : start + counts[k]]) if not SAMPLERS[d.sampler].grouped else order[start : start + counts[k]]
+            start += counts[k]
+    return out
+
+
+def split_sizes(spec: Spec) -> dict[str, int]:
+    """Rows per split of the first field group (the size of a latent table)."""
+    data = SplitData.build(spec, "train")
+    return {"train": min(data.sizes.values())}
+
+
+def _field_array(f: FieldSpec, arrays: dict[str, np.ndarray], rows: np.ndarray, info) -> np.ndarray:
+    if f.source == "index":
+        return np.arange(len(rows), dtype=np.int64)
+    if f.source == "vary":
+        return arrays["vary"][rows].astype(np.int64)
+    a = arrays[f.source][rows]
+    if info.dtype == "int64":
+        a = a.astype(np.int64)
+        if info.classes is not None and len(a) and (a.min() < 0 or a.max() >= info.classes):
+            raise DataError(f"field '{f.name}': values {a.min()}..{a.max()} do not fit {info.classes} classes")
+        return a
+    if f.one_hot or (f.classes and info.shape and info.shape == (f.classes,)):
+        return np.eye(info.shape[0], dtype=np.float32)[a.astype(np.int64)]
+    a = a.astype(np.float32)
+    if f.scale is not None:
+        full = arrays[f.source]
+        lo, hi = (0.0, 255.0) if full.dtype == np.uint8 else (float(full.min()), float(full.max()))
+        a = (a - lo) / max(hi - lo, 1e-12) * (f.scale[1] - f.scale[0]) + f.scale[0]
+    if f.encode == "sincos":
+        a = np.concatenate([np.sin(a), np.cos(a)], axis=-1) if a.ndim > 1 else np.stack([np.sin(a), np.cos(a)], -1)
+    if info.shape is not None:
+        a = a.reshape(len(rows), *info.shape)
+    return np.ascontiguousarray(a)
+
+
+@dataclasses.dataclass
+class SplitData:
+    """The fields of one split as torch tensors, grouped by the fields' `where` filters."""
+
+    fields: dict[str, object]  # field -> tensor (all rows of its group)
+    groups: dict[str, list[str]]  # group -> its fields
+    sizes: dict[str, int]  # group -> rows
+    labels: np.ndarray | None = None
+
+    @classmethod
+    def build(cls, spec: Spec, split: str) -> SplitData:
+        import torch
+
+        arrays = load_arrays(spec)
+        rows_all = split_rows(spec)
+        if split not in rows_all:
+            raise DataError(f"data.split has no '{split}' part")
+        rows = rows_all[split]
+        groups: dict[str, list[str]] = {}
+        for f in spec.data.fields.values():
+            groups.setdefault(f.group, []).append(f.name)
+        fields, sizes = {}, {}
+        for g, names in groups.items():
+            f0 = spec.data.fields[names[0]]
+            keep = rows
+            for k, v in f0.where.items():
+                col = arrays[k][rows]
+                if col.dtype.kind in "iu" and isinstance(v, str):
+                    meta = DATASETS[spec.data.dataset]().arrays(_dataset_cfg(spec))
+                    names_ = meta[k].names or ()
+                    if v not in names_:
+                        raise DataError(f"field '{f0.name}': where {k}={v!r}: {k} has no value {v!r} (it has {', '.join(names_)})")
+                    v = names_.index(v)
+                keep = keep[col == v]
+            if len(keep) == 0:
+                raise DataError(f"fields {', '.join(names)}: no rows in the {split} split match {f0.where}")
+            sizes[g] = len(keep)
+            for name in names:
+                fields[name] = torch.from_numpy(_field_array(spec.data.fields[name], arrays, keep, spec.infos[name]))
+        labels = None
+        sampler = SAMPLERS[spec.data.sampler]
+        if spec.data.sampler == "class_balanced":
+            lf = spec.data.sampler_cfg.get("field") or next((f for f in spec.data.fields if spec.infos[f].dtype == "int64" and spec.infos[f].classes), None)
+            if lf is None:
+                raise DataError("sampler class_balanced needs an integer label field (with `classes`)")
+            labels = fields[lf].numpy()
+        del sampler
+        return cls(fields, groups, sizes, labels)
+
+    def batches(self, spec: Spec, epoch: int, *, shuffle: bool = True, batch: int | None = None, shard: tuple[int, int] = (0, 1)) -> list[dict]:
+        """The epoch's batches (same for the same seed and epoch), each {field: tensor}."""
+        d = spec.data
+        name = d.sampler if shuffle else "sequential"
+        if not shuffle and len(self.sizes) > 1:
+            name = "paired"
+        ctx = SamplerContext(self.sizes if name != "sequential" or len(self.sizes) == 1 else self.sizes, batch or d.batch, d.drop_last and shuffle, self.labels)
+        rng = np.random.default_rng([spec.seed, epoch, 0xBA7C])
+        plan = SAMPLERS[name]().epoch(d.sampler_cfg if name == d.sampler else {}, ctx, rng)
+        rank, world = shard
+        if world > 1:
+            per = len(plan) // world
+            plan = plan[rank * per : (rank + 1) * per]
+        out = []
+        for b in plan:
+            out.append({f: self.fields[f][b[g]] for g, names in self.groups.items() for f in names})
+        return out
+
+    def __len__(self) -> int:
+        return min(self.sizes.values())
+
+
+def steps_per_epoch(n: int, batch: int, drop_last: bool) -> int:
+    return n // batch if drop_last else math.ceil(n / batch)

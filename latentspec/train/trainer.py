@@ -1,0 +1,354 @@
+"""Stage-by-stage training with exact resume, metrics and checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+
+from latentspec.components import OPTIMIZERS, SCHEDULES, TERMS
+from latentspec.components._node import Context, TensorInfo
+from latentspec.compiler import CompiledModel, compile_spec
+from latentspec.errors import RunError
+from latentspec.spec import Spec, dump_resolved
+from latentspec.spec._model import StageSpec, TermSpec
+from latentspec.train import checkpoint as ckpt
+from latentspec.train.data import SplitData
+
+
+def build_term(spec: Spec, t: TermSpec) -> torch.nn.Module:
+    ctx = Context(t.name, t.cfg, t.inputs, (), tuple(spec.infos.get(x, TensorInfo()) for x in t.inputs), spec.latents)
+    return TERMS[t.term]().build(ctx)
+
+
+def term_weight(t: TermSpec, step: int, epoch: float) -> float:
+    if isinstance(t.weight, (int, float)):
+        return float(t.weight)
+    cls = SCHEDULES[t.weight["schedule"]]
+    return cls().value(cls.resolve({k: v for k, v in t.weight.items() if k != "schedule"}), step, epoch)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RunError("--device cuda: torch sees no CUDA device on this machine")
+    return torch.device(device)
+
+
+class Distributed:
+    """torchrun support: rank, world size, and gradient averaging through DDP."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def mean(self, x: float) -> float:
+        if self.world == 1:
+            return x
+        t = torch.tensor([x], dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return float(t) / self.world
+
+
+class _StageForward(torch.nn.Module):
+    """The stage's training graph as a module DDP can wrap (it owns the trainable parameters)."""
+
+    def __init__(self, model: CompiledModel, gm: torch.fx.GraphModule) -> None:
+        super().__init__()
+        self.model = model
+        self._gm = [gm]
+
+    def forward(self, *args):
+        return self._gm[0](*args)
+
+
+class Trainer:
+    def __init__(self, spec: Spec, out: str, *, device: str = "auto", quiet: bool = False, allow_python: bool = False) -> None:
+        self.spec = spec
+        self.out = out
+        self.device = resolve_device(device)
+        self.dist = Distributed(self.device)
+        self.quiet = quiet or not self.dist.main
+        self.model = compile_spec(spec, allow_python=allow_python).to(self.device)
+        self.terms = {name: build_term(spec, t).to(self.device) for name, t in spec.objective.items()}
+        self.train_data = SplitData.build(spec, "train")
+        self.test_data = SplitData.build(spec, "test") if "test" in spec.data.split else None
+        self.generator = torch.Generator().manual_seed(spec.seed)
+        self.state = {"stage": 0, "epoch": 0, "step": 0, "best": None}
+
+    # -- files ---------------------------------------------------------------------------------
+    def _log(self, row: dict) -> None:
+        if self.dist.main:
+            with open(os.path.join(self.out, "metrics.jsonl"), "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def _prepare_run_dir(self, resume: bool) -> None:
+        if not self.dist.main:
+            return
+        os.makedirs(self.out, exist_ok=True)
+        last = os.path.join(self.out, "checkpoints", "last")
+        if not resume and (os.path.exists(last) or os.path.exists(last + ".old")):
+            raise RunError(f"{self.out} already holds a run; pass --resume to continue it, or choose another --out")
+        ckpt.atomic_write_text(os.path.join(self.out, "spec.yaml"), dump_resolved(self.spec))
+
+    # -- stages ---------------------------------------------------------------------------------
+    def _optimizer(self, stage: StageSpec) -> torch.optim.Optimizer | None:
+        groups, named = [], set()
+        cfg = stage.optimizer
+        overrides = cfg.get("groups") or {}
+        for name in stage.trainable:
+            params = [p for p in self.model.module_of(name).parameters()]
+            if not params:
+                continue
+            g = {"params": params, "name": name}
+            g.update(overrides.get(name, {}))
+            groups.append(g)
+            named.add(name)
+        if not groups:
+            return None
+        opt = OPTIMIZERS[cfg["name"]]()
+        return opt.build(groups, {k: v for k, v in cfg.items() if k not in ("name", "groups")})
+
+    def _set_trainable(self, stage: StageSpec) -> None:
+        self.model.requires_grad_(False)
+        self.model.eval()
+        for name in stage.trainable:
+            m = self.model.module_of(name)
+            m.requires_grad_(True)
+            m.train()
+        # non-parametric ops (dropout-free) follow the model's mode in training
+        for name, n in self.spec.nodes.items():
+            if n.kind == "op":
+                self.model.module_of(name).train()
+
+    def _stage_graph(self, stage: StageSpec):
+        outs = list(dict.fromkeys(t for name in stage.terms for t in self.spec.objective[name].inputs))
+        return self.model.graph(outs, training=True)
+
+    def _args(self, plan, batch: dict, generator: torch.Generator) -> list:
+        n = len(next(iter(batch.values())))
+        noise = iter(self.model.draw_noise(plan, n, generator))
+        args = []
+        for ph in plan.placeholders:
+            if ph.kind == "noise":
+                args.append(next(noise).to(self.device))
+            else:
+                args.append(batch[ph.tensor].to(self.device, non_blocking=True))
+        return args
+
+    def _loss(self, stage, outs: dict, step: int, epoch: float):
+        total, parts = 0.0, {}
+        for name in stage.terms:
+            t = self.spec.objective[name]
+            value = self.terms[name](*(outs[x] for x in t.inputs))
+            parts[name] = value
+            total = total + term_weight(t, step, epoch) * value
+        return total, parts
+
+    def _init_tables(self) -> None:
+        """Latent tables with `init: pca` start from the PCA of the training images (GLO)."""
+        for name, lat in self.spec.latents.items():
+            if not (lat.table and lat.init == "pca"):
+                continue
+            image = next((f for f, info in ((f, self.spec.infos[f]) for f in self.spec.data.fields) if info.dtype == "float32" and info.shape and len(info.shape) >= 2), None)
+            if image is None:
+                raise RunError(f"latent '{name}': init pca needs an image field to take components from")
+            x = self.train_data.fields[image].flatten(1).double()
+            x = x - x.mean(0)
+            u, s, _ = torch.linalg.svd(x, full_matrices=False)
+            k = min(lat.dim, u.shape[1])
+            codes = torch.zeros(len(x), lat.dim, dtype=torch.float64)
+            codes[:, :k] = u[:, :k] * s[:k]
+            codes = codes / codes.norm(dim=1, keepdim=True).clamp_min(1e-12) * (lat.radius if lat.project else 1.0)
+            self.model.module_of(name).init_from(codes.float().to(self.device))
+
+    def _fit_pca(self, stage: StageSpec) -> None:
+        for name in stage.trainable:
+            n = self.spec.nodes[name]
+            gm, plan = self.model.graph(list(n.inputs[:1]), training=True)
+            with torch.no_grad():
+                xs = []
+                for batch in self.train_data.batches(self.spec, 0, shuffle=False, batch=1024):
+                    out = gm(*self._args(plan, batch, torch.Generator().manual_seed(0)))
+                    xs.append(out[n.inputs[0]].flatten(1))
+                self.model.module_of(name).fit(torch.cat(xs))
+
+    def _project(self, stage: StageSpec) -> None:
+        for name in stage.trainable:
+            lat = self.spec.latents.get(name)
+            if lat is not None and lat.table and lat.project:
+                self.model.module_of(name).project_()
+
+    # -- evaluation -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, stage: StageSpec, data: SplitData) -> dict[str, float]:
+        """Mean of every stage term on ``data``, with noise from its own fixed generator."""
+        was = self.model.training
+        self.model.eval()
+        gm, plan = self._stage_graph(stage)
+        g = torch.Generator().manual_seed(self.spec.seed + 7919)
+        sums: dict[str, float] = {}
+        count = 0
+        for batch in data.batches(self.spec, 0, shuffle=False, batch=self.spec.data.test_batch or 500):
+            n = len(next(iter(batch.values())))
+            outs = gm(*self._args(plan, batch, g))
+            _, parts = self._loss(stage, outs, self.state["step"], self.state["epoch"])
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * n
+            count += n
+        self.model.train(was)
+        return {k: self.dist.mean(v / max(count, 1)) for k, v in sums.items()}
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> dict:
+        spec = self.spec
+        self._prepare_run_dir(resume)
+        last = os.path.join(self.out, "checkpoints", "last")
+        resumed = False
+        if resume and (os.path.exists(last) or os.path.exists(last + ".old")):
+            self.state = ckpt.load_state(last)
+            ckpt.load_weights(last, self.model)
+            ckpt.set_rng_state(self.generator, self.state["rng"])
+            resumed = True
+        elif self.state["stage"] == 0 and self.state["epoch"] == 0:
+            self._init_tables()
+        summary = {}
+        for si in range(self.state["stage"], len(spec.train.stages)):
+            stage = spec.train.stages[si]
+            if stage.fit == "pca":
+                if not (resumed and si == self.state["stage"] and self.state.get("fitted")):
+                    self._fit_pca(stage)
+                self.state.update(stage=si, epoch=0, fitted=True)
+                self._checkpoint(None, None)
+                if stage.epochs == 0:
+                    self.state.update(stage=si + 1, fitted=False)
+                    continue
+            self._set_trainable(stage)
+            optimizer = self._optimizer(stage)
+            if resumed and si == self.state["stage"] and optimizer is not None and "optimizer" in self.state:
+                ckpt.load_optimizer(last, optimizer, self.state["optimizer"])
+            resumed = False
+            gm, plan = self._stage_graph(stage)
+            forward = gm
+            if self.dist.world > 1 and optimizer is not None:
+                forward = torch.nn.parallel.DistributedDataParallel(_StageForward(self.model, gm))
+            if spec.train.compile:
+                forward = torch.compile(forward)
+            base_lrs = [g["lr"] for g in optimizer.param_groups] if optimizer else []
+            n_epochs = stage.epochs if stage.steps is None else math.ceil(stage.steps / max(1, len(self.train_data.batches(spec, 0))))
+            for epoch in range(self.state["epoch"], n_epochs):
+                summary = self._epoch(si, stage, epoch, forward, plan, optimizer, base_lrs)
+            self.state.update(stage=si + 1, epoch=0)
+        self.state["done"] = True
+        self._checkpoint(None, None)
+        return summary
+
+    def _epoch(self, si, stage, epoch, forward, plan, optimizer, base_lrs) -> dict:
+        spec = self.spec
+        batches = self.train_data.batches(spec, epoch + 1000 * si, shard=(self.dist.rank, self.dist.world))
+        sums, count, seconds = {}, 0, 0.0
+        bar = None
+        if not self.quiet:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(batches), desc=f"{stage.name} {epoch + 1}/{stage.epochs}", leave=False, file=sys.stderr, dynamic_ncols=True, disable=None)
+        amp = spec.train.amp and self.device.type == "cuda"
+        for i, batch in enumerate(batches):
+            t0 = time.perf_counter()
+            n = len(next(iter(batch.values())))
+            step, frac_epoch = self.state["step"], epoch + i / len(batches)
+            if optimizer is not None and stage.schedule:
+                cls = SCHEDULES[stage.schedule["schedule"]]
+                mult = cls().value(cls.resolve({k: v for k, v in stage.schedule.items() if k != "schedule"}), step, frac_epoch)
+                for g, lr in zip(optimizer.param_groups, base_lrs):
+                    g["lr"] = lr * mult
+            with torch.autocast("cuda", enabled=amp) if amp else contextlib.nullcontext():
+                outs = forward(*self._args(plan, batch, self.generator))
+                loss, parts = self._loss(stage, outs, step, frac_epoch)
+            if optimizer is not None:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if stage.clip_grad:
+                    torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], stage.clip_grad)
+                optimizer.step()
+                self._project(stage)
+            loss_value = loss.item() if torch.is_tensor(loss) else float(loss)
+            if not math.isfinite(loss_value):
+                raise RunError(f"stage {stage.name}, epoch {epoch + 1}, step {step}: the loss is {loss_value}; lower the learning rate or check the data scaling")
+            seconds += time.perf_counter() - t0
+            self.state["step"] = step + 1
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v.item() * n
+            count += n
+            if self.state["step"] % spec.train.log_every == 0:
+                self._log({"kind": "step", "stage": stage.name, "epoch": epoch + 1, "step": self.state["step"], "loss": loss_value, "terms": {k: v.item() for k, v in parts.items()}})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.4g}", img_s=f"{count / max(seconds, 1e-9):.0f}")
+        if bar is not None:
+            bar.close()
+        train = {k: self.dist.mean(v / max(count, 1)) for k, v in sums.items()}
+        row = {"kind": "epoch", "stage": stage.name, "epoch": epoch + 1, "seconds": seconds, "images_per_second": count / max(seconds, 1e-9), "train": train}
+        last_epoch = epoch + 1 == stage.epochs
+        every = spec.train.eval_every
+        if self.test_data is not None and (last_epoch or (every and (epoch + 1) % every == 0)):
+            row["test"] = self.evaluate(stage, self.test_data)
+        self._log(row)
+        if not self.quiet:
+            msg = " ".join(f"{k}={v:.4g}" for k, v in train.items())
+            test = " ".join(f"{k}={v:.4g}" for k, v in row.get("test", {}).items())
+            print(f"[{stage.name}] epoch {epoch + 1}/{stage.epochs} {row['images_per_second']:.0f} img/s  train {msg}" + (f"  test {test}" if test else ""), file=sys.stderr)
+        self.state.update(stage=si, epoch=epoch + 1)
+        self._checkpoint(optimizer, row)
+        if spec.train.samples_every and ((epoch + 1) % spec.train.samples_every == 0 or last_epoch) and self.dist.main:
+            from latentspec.train.pictures import epoch_samples
+
+            epoch_samples(self, os.path.join(self.out, "samples", f"epoch-{epoch + 1:03d}.png"))
+        return row
+
+    def _checkpoint(self, optimizer, row: dict | None) -> None:
+        if not self.dist.main:
+            return
+        self.state["rng"] = ckpt.rng_state(self.generator)
+        folder = os.path.join(self.out, "checkpoints")
+        state = {k: v for k, v in self.state.items() if k != "optimizer"}
+        ckpt.save(os.path.join(folder, "last"), self.model, optimizer, state)
+        if row is not None and "test" in row:
+            score = sum(row["test"].values())
+            if self.state["best"] is None or score < self.state["best"]:
+                self.state["best"] = score
+                ckpt.save(os.path.join(folder, "best"), self.model, None, {**state, "best": score, "metrics": row})
+
+
+def train(spec: Spec, out: str, *, resume: bool = False, device: str = "auto", quiet: bool = False, allow_python: bool = False) -> dict:
+    return Trainer(spec, out, device=device, quiet=quiet, allow_python=allow_python).run(resume=resume)
+
+
+def load_run(run: str, *, device: str = "cpu", which: str = "last", allow_python: bool = False) -> tuple[Spec, CompiledModel]:
+    """The spec and trained model of a run directory."""
+    from latentspec.spec import load_spec
+
+    spec_path = os.path.join(run, "spec.yaml")
+    if not os.path.isfile(spec_path):
+        raise RunError(f"{run} is not a run directory (no spec.yaml); train one with `latentspec train SPEC --out {run}`")
+    spec = load_spec(spec_path)
+    # paths in the resolved spec were relative to the original spec's folder
+    model = compile_spec(spec, allow_python=allow_python).to(resolve_device(device))
+    folder = os.path.join(run, "checkpoints", which)
+    ckpt.load_state(folder)
+    ckpt.load_weights(folder, model)
+    model.eval()
+    return spec, model
+
