@@ -19,7 +19,12 @@ def _registry_help() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="latentspec", description="Declarative latent-variable models: validate, compile, train, export.", epilog=_registry_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="latentspec",
+        description="Declarative latent-variable models: validate, compile, train, export.",
+        epilog=_registry_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -44,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a spec into a run directory")
     t.add_argument("spec")
     t.add_argument("--out", required=True, help="the run directory")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec value, e.g. data.batch=64")
+    t.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec value, e.g. data.batch=64"
+    )
     t.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     t.add_argument("--quiet", action="store_true")
@@ -130,7 +137,9 @@ def cmd_train(args) -> int:
     from latentspec.train.trainer import train
 
     spec = _load(args.spec, args.set)
-    summary = train(spec, args.out, resume=args.resume, device=args.device, quiet=args.quiet, allow_python=args.allow_python)
+    summary = train(
+        spec, args.out, resume=args.resume, device=args.device, quiet=args.quiet, allow_python=args.allow_python
+    )
     if not args.quiet:
         print(json.dumps({"run": args.out, **({"test": summary["test"]} if "test" in summary else {})}))
     return 0
@@ -148,7 +157,15 @@ def cmd_export(args) -> int:
     from latentspec.export import export_run
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    manifest = export_run(args.run, args.out, formats=formats, verify=args.verify, opset=args.opset, which=args.checkpoint, entries=args.entry)
+    manifest = export_run(
+        args.run,
+        args.out,
+        formats=formats,
+        verify=args.verify,
+        opset=args.opset,
+        which=args.checkpoint,
+        entries=args.entry,
+    )
     print(f"wrote {args.out}: " + ", ".join(manifest["entries"]), file=sys.stderr)
     return 0
 
@@ -191,7 +208,17 @@ def cmd_docs(args) -> int:
     return 0
 
 
-COMMANDS = {"validate": cmd_validate, "schema": cmd_schema, "docs": cmd_docs, "compile": cmd_compile, "train": cmd_train, "eval": cmd_eval, "export": cmd_export, "sample": cmd_sample, "data": cmd_data}
+COMMANDS = {
+    "validate": cmd_validate,
+    "schema": cmd_schema,
+    "docs": cmd_docs,
+    "compile": cmd_compile,
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "export": cmd_export,
+    "sample": cmd_sample,
+    "data": cmd_data,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import operator
 import torch
 from torch import fx, nn
 
-from latentspec.compiler._plan import Placeholder, Plan, loop_inputs, node_component, node_context, node_noise, plan
+from latentspec.compiler._plan import Plan, loop_inputs, node_component, node_context, node_noise, plan
 from latentspec.errors import UserError
 from latentspec.spec._model import NodeSpec, Spec
 
@@ -100,10 +100,26 @@ class CompiledModel(nn.Module):
         for name, lat in spec.latents.items():
             if lat.table:
                 size = self._table_size(lat)
-                ctx_cfg = {"size": size, "dim": lat.dim, "project": lat.project or "none", "radius": lat.radius, "init": lat.init, "init_scale": lat.init_scale}
+                ctx_cfg = {
+                    "size": size,
+                    "dim": lat.dim,
+                    "project": lat.project or "none",
+                    "radius": lat.radius,
+                    "init": lat.init,
+                    "init_scale": lat.init_scale,
+                }
                 from latentspec.components._node import Context, TensorInfo
 
-                mod = MODULES["latent_table"]().build(Context(name, MODULES["latent_table"].resolve(ctx_cfg), (lat.index,), (name,), (TensorInfo((), "int64"),), spec.latents))
+                mod = MODULES["latent_table"]().build(
+                    Context(
+                        name,
+                        MODULES["latent_table"].resolve(ctx_cfg),
+                        (lat.index,),
+                        (name,),
+                        (TensorInfo((), "int64"),),
+                        spec.latents,
+                    )
+                )
                 self.layers.add_module(_attr(name), mod)
         self._add_nodes(spec.nodes, allow_python)
 
@@ -113,25 +129,30 @@ class CompiledModel(nn.Module):
         return split_sizes(self.spec)["train"]
 
     def _add_nodes(self, nodes: dict[str, NodeSpec], allow_python: bool) -> None:
-        for name, n in nodes.items():
-            if n.body is not None:
-                self._add_nodes(n.body, allow_python)
-        for name, n in nodes.items():
+        def flat(ns):
+            for n in ns.values():
+                yield n
+                if n.body is not None:
+                    yield from flat(n.body)
+
+        every = list(flat(nodes))
+        for n in every:  # parameter owners first: `use:` and loop bodies refer to them
             if n.kind == "module":
                 if n.type == "python" and not allow_python:
-                    raise CompileError(f"node '{name}' runs Python code ({n.cfg.get('class')}); pass --allow-python to allow it")
-                self.layers.add_module(_attr(name), node_component(n).build(node_context(self.spec, n)))
-        for name, n in nodes.items():
+                    raise CompileError(f"node '{n.name}' runs Python code ({n.cfg.get('class')}); pass --allow-python to allow it")
+                self.layers.add_module(_attr(n.name), node_component(n).build(node_context(self.spec, n)))
+        for n in every:
             if n.kind == "module":
-                self.fns[name] = (None, getattr(self.layers, _attr(name)))
+                self.fns[n.name] = (None, getattr(self.layers, _attr(n.name)))
             elif n.kind == "use":
-                self.fns[name] = (n.method, getattr(self.layers, _attr(n.owner)))
-            elif n.body is not None:
-                self.layers.add_module(_attr(name), LoopModule(n, self.fns, n.cfg.get("steps", 2)))
-                self.fns[name] = (None, getattr(self.layers, _attr(name)))
-            else:
-                self.layers.add_module(_attr(name), node_component(n).build(node_context(self.spec, n)))
-                self.fns[name] = (None, getattr(self.layers, _attr(name)))
+                self.fns[n.name] = (n.method, getattr(self.layers, _attr(n.owner)))
+            elif n.body is None:
+                self.layers.add_module(_attr(n.name), node_component(n).build(node_context(self.spec, n)))
+                self.fns[n.name] = (None, getattr(self.layers, _attr(n.name)))
+        for n in every:
+            if n.body is not None:
+                self.layers.add_module(_attr(n.name), LoopModule(n, self.fns, n.cfg.get("steps", 2)))
+                self.fns[n.name] = (None, getattr(self.layers, _attr(n.name)))
 
     def module_of(self, name: str) -> nn.Module:
         """The module that owns the parameters of node or latent table ``name``."""
@@ -139,10 +160,21 @@ class CompiledModel(nn.Module):
         return getattr(self.layers, _attr(n.owner if n is not None else name))
 
     # -- graphs --------------------------------------------------------------------------------
-    def graph(self, outputs, inputs=(), *, training: bool, variable: str | None = None, loop_steps_input: bool = False, as_dict: bool | None = None) -> tuple[fx.GraphModule, Plan]:
+    def graph(
+        self,
+        outputs,
+        inputs=(),
+        *,
+        training: bool,
+        variable: str | None = None,
+        loop_steps_input: bool = False,
+        as_dict: bool | None = None,
+    ) -> tuple[fx.GraphModule, Plan]:
         key = (tuple(outputs), tuple(inputs), training, variable, loop_steps_input, as_dict)
         if key not in self._graphs:
-            p = plan(self.spec, outputs, inputs, training=training, variable=variable, loop_steps_input=loop_steps_input)
+            p = plan(
+                self.spec, outputs, inputs, training=training, variable=variable, loop_steps_input=loop_steps_input
+            )
             self._graphs[key] = (self._build(p, training if as_dict is None else as_dict), p)
         return self._graphs[key]
 
@@ -157,9 +189,13 @@ class CompiledModel(nn.Module):
         """The graph of export entry point ``name``: its inputs (then explicit noise) -> its outputs."""
         e = self.spec.export[name]
         if e.optimize:
-            outs = list(dict.fromkeys([t for t in e.outputs if t != e.optimize] + [t for term in e.terms for t in term.inputs]))
+            outs = list(
+                dict.fromkeys([t for t in e.outputs if t != e.optimize] + [t for term in e.terms for t in term.inputs])
+            )
             return self.graph(outs, e.inputs, training=False, variable=e.optimize, as_dict=True)
-        has_loop = any(self.spec.nodes[n].body is not None for n in plan(self.spec, e.outputs, e.inputs, training=False).nodes)
+        has_loop = any(
+            self.spec.nodes[n].body is not None for n in plan(self.spec, e.outputs, e.inputs, training=False).nodes
+        )
         return self.graph(e.outputs, e.inputs, training=False, loop_steps_input=has_loop)
 
     def _build(self, p: Plan, as_dict: bool) -> fx.GraphModule:
@@ -190,7 +226,9 @@ class CompiledModel(nn.Module):
             single = len(n.outputs) == 1
             if n.method:
                 mod = g.get_attr(target)
-                call = g.create_node("call_method", n.method, (mod, *args), kwargs, name=n.outputs[0] if single else name)
+                call = g.create_node(
+                    "call_method", n.method, (mod, *args), kwargs, name=n.outputs[0] if single else name
+                )
             else:
                 call = g.create_node("call_module", target, tuple(args), kwargs, name=n.outputs[0] if single else name)
             if single:

@@ -65,7 +65,9 @@ def node_noise(spec: Spec, n: NodeSpec) -> list[Noise]:
     return node_component(n).noise(node_context(spec, n))
 
 
-def plan(spec: Spec, outputs, inputs=(), *, training: bool, variable: str | None = None, loop_steps_input: bool = False) -> Plan:
+def plan(
+    spec: Spec, outputs, inputs=(), *, training: bool, variable: str | None = None, loop_steps_input: bool = False
+) -> Plan:
     """The nodes and placeholders that compute ``outputs`` from ``inputs``.
 
     training: fields are available, training-only nodes run, all latents are computed.
@@ -114,10 +116,20 @@ def plan(spec: Spec, outputs, inputs=(), *, training: bool, variable: str | None
                 prior_cut.add(t)
             continue
         n = spec.nodes[p]
-        if lat is not None and lat.prior != "none" and not training and not any(reaches(x, set()) for x in _inputs_of(n)):
+        if (
+            lat is not None
+            and lat.prior != "none"
+            and not training
+            and not any(reaches(x, set()) for x in _inputs_of(n))
+        ):
             prior_cut.add(t)
             continue
-        if not training and n.kind == "op" and n.body is None and node_component(n).training_only(node_context(spec, n)):
+        if (
+            not training
+            and n.kind == "op"
+            and n.body is None
+            and node_component(n).training_only(node_context(spec, n))
+        ):
             skipped.add(n.name)
         needed_nodes.add(n.name)
         stack.extend(_inputs_of(n))
@@ -139,12 +151,25 @@ def plan(spec: Spec, outputs, inputs=(), *, training: bool, variable: str | None
     for t in sorted(prior_cut, key=list(spec.latents).index):
         lat = spec.latents[t]
         dist = "uniform" if lat.prior == "uniform" else "normal"
-        noise.append(Placeholder("eps", t, "noise", (lat.dim,), "float32", dist, lat.candidates if training else 1, latent=t))
+        noise.append(
+            Placeholder("eps", t, "noise", (lat.dim,), "float32", dist, lat.candidates if training else 1, latent=t)
+        )
     for name in order:
         if name in skipped:
             continue
         for x in node_noise(spec, spec.nodes[name]):
-            noise.append(Placeholder(x.suffix, f"{name}:{x.suffix}", "noise", x.shape, "float32", x.distribution, x.batch_factor, node=name))
+            noise.append(
+                Placeholder(
+                    x.suffix,
+                    f"{name}:{x.suffix}",
+                    "noise",
+                    x.shape,
+                    "float32",
+                    x.distribution,
+                    x.batch_factor,
+                    node=name,
+                )
+            )
     counts: dict[str, int] = {}
     for p in noise:
         counts[p.name] = counts.get(p.name, 0) + 1
@@ -157,4 +182,6 @@ def plan(spec: Spec, outputs, inputs=(), *, training: bool, variable: str | None
     loops = frozenset(n for n in order if spec.nodes[n].body is not None) if loop_steps_input else frozenset()
     if loops:
         placeholders["steps"] = Placeholder("steps", "steps", "steps", (), "int64")
-    return Plan(tuple(order), tuple(placeholders.values()), tuple(outputs), frozenset(skipped), frozenset(prior_cut), loops)
+    return Plan(
+        tuple(order), tuple(placeholders.values()), tuple(outputs), frozenset(skipped), frozenset(prior_cut), loops
+    )

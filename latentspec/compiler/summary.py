@@ -36,7 +36,10 @@ def summary(spec: Spec, model) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.append("fields: " + ", ".join(f"{f} {_shape(spec, f)}" for f in spec.data.fields))
     if spec.export:
-        lines.append("entry points: " + ", ".join(f"{e.name}({', '.join(e.inputs)}) -> {', '.join(e.outputs)}" for e in spec.export.values()))
+        lines.append(
+            "entry points: "
+            + ", ".join(f"{e.name}({', '.join(e.inputs)}) -> {', '.join(e.outputs)}" for e in spec.export.values())
+        )
     return "\n".join(lines)
 
 
@@ -45,7 +48,7 @@ def graph_text(spec: Spec, fmt: str) -> str:
     edges, nodes = [], []
     for f in spec.data.fields:
         nodes.append((f, f"{f} {_shape(spec, f)}", "field"))
-    for name, lat in spec.latents.items():
+    for name in spec.latents:
         if spec.producers.get(name) == "latent":
             nodes.append((name, f"{name} {_shape(spec, name)}", "latent"))
     for name, n in spec.nodes.items():
@@ -67,11 +70,32 @@ def graph_text(spec: Spec, fmt: str) -> str:
             seen.add(n[0])
             uniq.append(n)
     if fmt == "mermaid":
-        shape = {"field": ("[/", "/]"), "latent": ("((", "))"), "node": ("[", "]"), "tensor": ("(", ")"), "term": ("{", "}")}
-        lines = ["flowchart TD"] + [f'  {i}{shape[k][0]}"{label}"{shape[k][1]}' for i, label, k in uniq] + [f"  {a} --> {b}" for a, b in edges]
+        shape = {
+            "field": ("[/", "/]"),
+            "latent": ("((", "))"),
+            "node": ("[", "]"),
+            "tensor": ("(", ")"),
+            "term": ("{", "}"),
+        }
+        lines = (
+            ["flowchart TD"]
+            + [f'  {i}{shape[k][0]}"{label}"{shape[k][1]}' for i, label, k in uniq]
+            + [f"  {a} --> {b}" for a, b in edges]
+        )
         return "\n".join(lines)
-    style = {"field": "shape=parallelogram", "latent": "shape=doublecircle", "node": "shape=box, style=filled, fillcolor=lightblue", "tensor": "shape=ellipse", "term": "shape=diamond, style=filled, fillcolor=mistyrose"}
-    lines = [f'digraph "{spec.name}" {{', "  rankdir=TB;"] + [f'  "{i}" [label="{label}", {style[k]}];' for i, label, k in uniq] + [f'  "{a}" -> "{b}";' for a, b in edges] + ["}"]
+    style = {
+        "field": "shape=parallelogram",
+        "latent": "shape=doublecircle",
+        "node": "shape=box, style=filled, fillcolor=lightblue",
+        "tensor": "shape=ellipse",
+        "term": "shape=diamond, style=filled, fillcolor=mistyrose",
+    }
+    lines = (
+        [f'digraph "{spec.name}" {{', "  rankdir=TB;"]
+        + [f'  "{i}" [label="{label}", {style[k]}];' for i, label, k in uniq]
+        + [f'  "{a}" -> "{b}";' for a, b in edges]
+        + ["}"]
+    )
     return "\n".join(lines)
 
 
@@ -95,7 +119,9 @@ def emit(spec: Spec, what: str, fmt: str = "dot", entry: str | None = None, allo
 def render_svg(dot: str, out: str) -> None:
     exe = shutil.which("dot")
     if exe is None:
-        raise UserError("rendering SVG needs Graphviz's `dot` (e.g. `apt-get install graphviz`); use `--emit graph --format dot -o graph.dot` without it")
+        raise UserError(
+            "rendering SVG needs Graphviz's `dot` (e.g. `apt-get install graphviz`); use `--emit graph --format dot -o graph.dot` without it"
+        )
     res = subprocess.run([exe, "-Tsvg", "-o", out], input=dot, text=True, capture_output=True, check=False)
     if res.returncode != 0:
         raise UserError(f"dot failed: {res.stderr.strip()}")

@@ -21,12 +21,12 @@ def load_all() -> None:
     global _loaded
     if _loaded:
         return
-    import latentspec.components.exports  # noqa: F401
-    import latentspec.components.modules  # noqa: F401
-    import latentspec.components.ops  # noqa: F401
-    import latentspec.components.optimizers  # noqa: F401
-    import latentspec.components.samplers  # noqa: F401
-    import latentspec.components.terms  # noqa: F401
+    import latentspec.components.exports
+    import latentspec.components.modules
+    import latentspec.components.ops
+    import latentspec.components.optimizers
+    import latentspec.components.samplers
+    import latentspec.components.terms
     import latentspec.data.datasets  # noqa: F401
 
     _loaded = True

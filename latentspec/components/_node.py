@@ -117,9 +117,7 @@ class TermComponent(Component, abc.ABC):
         two inputs must have equal known shapes."""
         a, b = ctx.in_shapes[:2] if len(ctx.in_shapes) >= 2 else (None, None)
         if a is not None and b is not None and numel(a) != numel(b):
-            raise ShapeError(
-                f"'{ctx.inputs[0]}' has shape {list(a)} but '{ctx.inputs[1]}' has shape {list(b)}"
-            )
+            raise ShapeError(f"'{ctx.inputs[0]}' has shape {list(a)} but '{ctx.inputs[1]}' has shape {list(b)}")
 
     @abc.abstractmethod
     def build(self, ctx: Context) -> Any:

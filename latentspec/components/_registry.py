@@ -32,9 +32,7 @@ _TYPE_SCHEMAS: dict[str, dict] = {
     "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
     "range": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
     "tensor": {"type": "string"},
-    "tensors": {
-        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
-    },
+    "tensors": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
     "mapping": {"type": "object"},
     "any": {},
 }
@@ -150,8 +148,6 @@ class Registry:
         """A Markdown table of the entries and their parameters."""
         rows = [f"| {self.key} | parameters | what it does |", "|---|---|---|"]
         for name, cls in self.items():
-            ps = ", ".join(
-                f"`{p.name}`" + ("" if p.required else f"={p.default!r}") for p in cls.params
-            )
+            ps = ", ".join(f"`{p.name}`" + ("" if p.required else f"={p.default!r}") for p in cls.params)
             rows.append(f"| `{name}` | {ps or '—'} | {cls.summary()} |")
         return "\n".join(rows)

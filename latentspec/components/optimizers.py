@@ -16,7 +16,10 @@ _GROUPS = Param(
         "type": "object",
         "additionalProperties": {
             "type": "object",
-            "properties": {"lr": {"type": "number", "exclusiveMinimum": 0}, "weight_decay": {"type": "number", "minimum": 0}},
+            "properties": {
+                "lr": {"type": "number", "exclusiveMinimum": 0},
+                "weight_decay": {"type": "number", "minimum": 0},
+            },
             "additionalProperties": False,
         },
     },
@@ -53,7 +56,13 @@ class AdamW(OptimizerComponent):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019)."""
 
     torch_name = "AdamW"
-    params = (_LR, Param("betas", "floats", [0.9, 0.999]), Param("eps", "float", 1.0e-8), Param("weight_decay", "float", 0.01, minimum=0), _GROUPS)
+    params = (
+        _LR,
+        Param("betas", "floats", [0.9, 0.999]),
+        Param("eps", "float", 1.0e-8),
+        Param("weight_decay", "float", 0.01, minimum=0),
+        _GROUPS,
+    )
 
 
 @OPTIMIZERS.register("sgd")
@@ -69,7 +78,14 @@ class RMSprop(OptimizerComponent):
     """RMSprop (Tieleman & Hinton), as used by DC-IGN."""
 
     torch_name = "RMSprop"
-    params = (_LR, Param("alpha", "float", 0.99), Param("eps", "float", 1.0e-8), Param("momentum", "float", 0.0, minimum=0), _WD, _GROUPS)
+    params = (
+        _LR,
+        Param("alpha", "float", 0.99),
+        Param("eps", "float", 1.0e-8),
+        Param("momentum", "float", 0.0, minimum=0),
+        _WD,
+        _GROUPS,
+    )
 
 
 @OPTIMIZERS.register("adagrad")

@@ -48,11 +48,11 @@ class Shuffle(SamplerComponent):
 
 @SAMPLERS.register("sequential")
 class Sequential(SamplerComponent):
-    """Rows in order (evaluation, debugging)."""
+    """Rows in order (evaluation, debugging); several groups are zipped row by row."""
 
     def epoch(self, cfg, ctx, rng):
-        ((group, n),) = ctx.sizes.items()
-        return [{group: b} for b in self._chunks(np.arange(n), ctx.batch, ctx.drop_last)]
+        n = min(ctx.sizes.values())
+        return [dict.fromkeys(ctx.sizes, b) for b in self._chunks(np.arange(n), ctx.batch, ctx.drop_last)]
 
 
 @SAMPLERS.register("class_balanced")

@@ -87,7 +87,14 @@ class Npz(_PathDataset):
         return arrays
 
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def read_idx(path: str, header_only: bool = False) -> np.ndarray | tuple[tuple, np.dtype]:
@@ -193,7 +200,7 @@ class Images(_PathDataset):
     def load(self, cfg: dict) -> dict[str, np.ndarray]:
         from PIL import Image
 
-        classes, items = self._scan(cfg)
+        _, items = self._scan(cfg)
         shape = self._shape(cfg, items[0][0])
         images = np.empty((len(items), *shape), np.uint8)
         for i, (path, _) in enumerate(items):
@@ -201,7 +208,9 @@ class Images(_PathDataset):
                 im = im.convert(cfg["mode"])
                 if im.size != (shape[-1], shape[-2]):
                     if not cfg.get("size"):
-                        raise DataError(f"{path} is {im.size[0]}x{im.size[1]}, others {shape[-1]}x{shape[-2]}; set `size` to resize")
+                        raise DataError(
+                            f"{path} is {im.size[0]}x{im.size[1]}, others {shape[-1]}x{shape[-2]}; set `size` to resize"
+                        )
                     im = im.resize((shape[-1], shape[-2]), Image.BILINEAR)
                 a = np.asarray(im)
                 images[i] = a if cfg["mode"] == "L" else a.transpose(2, 0, 1)

@@ -31,10 +31,26 @@ def apply_overrides(doc: Document, overrides: list[str]) -> None:
         parts = [int(p) if p.isdigit() else p for p in key.split(".")]
         cur = doc.data
         for i, p in enumerate(parts[:-1]):
-            nxt = cur[p] if isinstance(cur, dict) and p in cur or isinstance(cur, list) and isinstance(p, int) and p < len(cur) else None
+            nxt = (
+                cur[p]
+                if (isinstance(cur, dict) and p in cur)
+                or (isinstance(cur, list) and isinstance(p, int) and p < len(cur))
+                else None
+            )
             if nxt is None:
                 if not isinstance(cur, dict):
-                    raise SpecError([Diagnostic(1, 1, "error", json_path(parts[: i + 1]), f"--set {key}: cannot descend into {type(cur).__name__}", "--set")])
+                    raise SpecError(
+                        [
+                            Diagnostic(
+                                1,
+                                1,
+                                "error",
+                                json_path(parts[: i + 1]),
+                                f"--set {key}: cannot descend into {type(cur).__name__}",
+                                "--set",
+                            )
+                        ]
+                    )
                 nxt = cur[p] = {}
             cur = nxt
         last = parts[-1]
@@ -43,7 +59,9 @@ def apply_overrides(doc: Document, overrides: list[str]) -> None:
         elif isinstance(cur, dict):
             cur[last] = parsed
         else:
-            raise SpecError([Diagnostic(1, 1, "error", json_path(parts), f"--set {key}: no such place in the spec", "--set")])
+            raise SpecError(
+                [Diagnostic(1, 1, "error", json_path(parts), f"--set {key}: no such place in the spec", "--set")]
+            )
 
 
 def check_document(doc: Document, base_dir: str | None = None) -> tuple[Spec | None, list[Diagnostic]]:
@@ -61,7 +79,9 @@ def check_document(doc: Document, base_dir: str | None = None) -> tuple[Spec | N
     return spec, sorted(diags + checker.diags)
 
 
-def validate_text(text: str, file: str = "<spec>", overrides: list[str] | None = None) -> tuple[Spec | None, list[Diagnostic]]:
+def validate_text(
+    text: str, file: str = "<spec>", overrides: list[str] | None = None
+) -> tuple[Spec | None, list[Diagnostic]]:
     try:
         doc = load_text(text, file)
         apply_overrides(doc, overrides or [])
@@ -95,7 +115,7 @@ def dump_resolved(spec: Spec) -> str:
     raw = copy.deepcopy(spec.raw)
     ds = raw.get("data", {}).get("dataset")
     if isinstance(ds, dict):
-        (name, cfg), = ds.items()
+        ((name, cfg),) = ds.items()
         if isinstance(cfg, str):
             cfg = {"path": cfg}
         if isinstance(cfg, dict) and isinstance(cfg.get("path"), str):
@@ -105,7 +125,25 @@ def dump_resolved(spec: Spec) -> str:
 
 
 __all__ = [
-    "DataSpec", "Diagnostic", "Document", "EntrySpec", "FieldSpec", "NodeSpec", "Spec", "SpecError", "StageSpec",
-    "TermSpec", "TrainSpec", "apply_overrides", "did_you_mean", "dump_resolved", "format_diagnostics", "load_file",
-    "load_spec", "load_text", "spec_schema", "validate_file", "validate_text",
+    "DataSpec",
+    "Diagnostic",
+    "Document",
+    "EntrySpec",
+    "FieldSpec",
+    "NodeSpec",
+    "Spec",
+    "SpecError",
+    "StageSpec",
+    "TermSpec",
+    "TrainSpec",
+    "apply_overrides",
+    "did_you_mean",
+    "dump_resolved",
+    "format_diagnostics",
+    "load_file",
+    "load_spec",
+    "load_text",
+    "spec_schema",
+    "validate_file",
+    "validate_text",
 ]

@@ -8,7 +8,15 @@ from jsonschema.exceptions import best_match
 from latentspec.spec._diagnostics import Diagnostic, did_you_mean
 from latentspec.spec._yaml import Document
 
-_TYPE_NAMES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false", "array": "a list", "object": "a mapping", "null": "null"}
+_TYPE_NAMES = {
+    "integer": "an integer",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+    "null": "null",
+}
 _DISCRIMINATORS = {"module": "module", "op": "op", "term": "term", "name": "optimizer", "schedule": "schedule"}
 
 
@@ -54,7 +62,11 @@ def _convert(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
         allowed = list(err.schema.get("properties", {}))
         extra = [k for k in inst if k not in allowed]
         return [
-            doc.diag(path + (k,), f"unknown key '{k}'" + (did_you_mean(k, allowed) or f"; allowed keys: {', '.join(allowed)}"), key=True)
+            doc.diag(
+                path + (k,),
+                f"unknown key '{k}'" + (did_you_mean(k, allowed) or f"; allowed keys: {', '.join(allowed)}"),
+                key=True,
+            )
             for k in extra
         ]
     if v == "enum":
@@ -68,7 +80,12 @@ def _convert(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
         return [doc.diag(path, f"unknown {what or 'value'} {_describe(inst)}{hint}; expected one of: {listing}")]
     if v == "const":
         if path == ("latentspec",):
-            return [doc.diag(path, f"unsupported spec version {_describe(inst)}; this latentspec reads version {err.validator_value}")]
+            return [
+                doc.diag(
+                    path,
+                    f"unsupported spec version {_describe(inst)}; this latentspec reads version {err.validator_value}",
+                )
+            ]
         return [doc.diag(path, f"expected {err.validator_value!r}, got {_describe(inst)}")]
     if v == "type":
         return [doc.diag(path, f"expected {_expected(err.schema)}, got {_describe(inst)}")]
@@ -76,7 +93,11 @@ def _convert(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
         missing = [r for r in err.validator_value if r not in inst]
         return [doc.diag(path, f"missing required key '{m}'") for m in missing[:1]] if missing else []
     if v == "pattern" or (v == "propertyNames"):
-        return [doc.diag(path, f"{_describe(inst)} is not a valid name: use letters, digits and '_', not starting with a digit")]
+        return [
+            doc.diag(
+                path, f"{_describe(inst)} is not a valid name: use letters, digits and '_', not starting with a digit"
+            )
+        ]
     if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         op = {"minimum": "≥", "exclusiveMinimum": ">", "maximum": "≤", "exclusiveMaximum": "<"}[v]
         return [doc.diag(path, f"must be {op} {err.validator_value}, got {_describe(inst)}")]
@@ -93,7 +114,13 @@ def _convert(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
         present = [k for k in ("module", "op", "use") if k in inst]
         if not present:
             return [doc.diag(path, "a node needs one of 'module', 'op' or 'use'")]
-        return [doc.diag(path + (present[1],), f"a node has exactly one of 'module', 'op' or 'use'; found {' and '.join(present)}", key=True)]
+        return [
+            doc.diag(
+                path + (present[1],),
+                f"a node has exactly one of 'module', 'op' or 'use'; found {' and '.join(present)}",
+                key=True,
+            )
+        ]
     if v in ("anyOf", "oneOf") and err.context:
         # pick the branch that matches the value's type best, and explain that one
         typed = [e for e in err.context if e.validator != "type" or len(e.relative_path) > 0]
@@ -106,6 +133,12 @@ def _convert(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
             for e in err.context:
                 props.update(e.schema.get("properties", {}) if isinstance(e.schema, dict) else {})
             name = next(iter(inst))
-            return [doc.diag(path + (name,), f"unknown {path[-1] if path else 'name'} '{name}'{did_you_mean(name, props)}; expected one of: {', '.join(props)}", key=True)]
+            return [
+                doc.diag(
+                    path + (name,),
+                    f"unknown {path[-1] if path else 'name'} '{name}'{did_you_mean(name, props)}; expected one of: {', '.join(props)}",
+                    key=True,
+                )
+            ]
         return [doc.diag(path, f"{_describe(inst)} does not fit here")]
     return [doc.diag(path, err.message)]

@@ -11,7 +11,7 @@ from latentspec.components._node import LatentInfo, TensorInfo
 @dataclasses.dataclass(frozen=True)
 class FieldSpec:
     name: str
-    source: str  # dataset array name, or "index"
+    source: str | tuple[str, ...]  # dataset array name, "index", or scalar arrays to stack
     dtype: str | None = None
     scale: tuple[float, float] | None = None
     shape: tuple[int, ...] | None = None
@@ -99,6 +99,7 @@ class EntrySpec:
     lr: float = 0.05
     starts: int = 1
     iterations: int | None = None
+    local: dict[str, dict] = dataclasses.field(default_factory=dict)  # entry-only input tensors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,4 +123,6 @@ class Spec:
     def base_dir(self) -> str:
         import os
 
-        return os.path.dirname(os.path.abspath(self.file)) if self.file and not self.file.startswith("<") else os.getcwd()
+        return (
+            os.path.dirname(os.path.abspath(self.file)) if self.file and not self.file.startswith("<") else os.getcwd()
+        )

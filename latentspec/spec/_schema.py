@@ -44,9 +44,7 @@ def _dispatch(registry: Registry, key: str, common: dict, common_required=(), re
     for name, cls in registry.items():
         props, req = _params(cls)
         defname = f"{ref_prefix or registry.kind}.{name}"
-        defs[defname] = _closed(
-            {key: {"const": name}, **common, **props}, [key, *common_required, *req], cls.summary()
-        )
+        defs[defname] = _closed({key: {"const": name}, **common, **props}, [key, *common_required, *req], cls.summary())
         branches.append(
             {"if": {"properties": {key: {"const": name}}, "required": [key]}, "then": {"$ref": f"#/$defs/{defname}"}}
         )
@@ -62,11 +60,19 @@ def _named_choice(registry: Registry, shorthand: str | None = None) -> tuple[dic
         defname = f"{registry.kind}.{name}"
         defs[defname] = _closed(p, req, cls.summary())
         short = getattr(cls, "shorthand", None)
-        props[name] = {"anyOf": [{"$ref": f"#/$defs/{defname}"}, {"type": "string"}]} if short else {"$ref": f"#/$defs/{defname}"}
+        props[name] = (
+            {"anyOf": [{"$ref": f"#/$defs/{defname}"}, {"type": "string"}]} if short else {"$ref": f"#/$defs/{defname}"}
+        )
     schema = {
         "anyOf": [
             {"enum": registry.names()},
-            {"type": "object", "properties": props, "additionalProperties": False, "minProperties": 1, "maxProperties": 1},
+            {
+                "type": "object",
+                "properties": props,
+                "additionalProperties": False,
+                "minProperties": 1,
+                "maxProperties": 1,
+            },
         ]
     }
     return schema, defs
@@ -91,10 +97,23 @@ def spec_schema() -> dict:
     # the loop op's body holds nodes and its state maps state tensors to initial tensors
     loop = defs.get("op.loop")
     if loop is not None:
-        loop["properties"]["body"] = {"type": "object", "propertyNames": _NAME, "additionalProperties": {"$ref": "#/$defs/node"}}
-        loop["properties"]["state"] = {"type": "object", "propertyNames": _NAME, "additionalProperties": _NAME, "minProperties": 1}
+        loop["properties"]["body"] = {
+            "type": "object",
+            "propertyNames": _NAME,
+            "additionalProperties": {"$ref": "#/$defs/node"},
+        }
+        loop["properties"]["state"] = {
+            "type": "object",
+            "propertyNames": _NAME,
+            "additionalProperties": _NAME,
+            "minProperties": 1,
+        }
     defs["node.use"] = _closed(
-        {"use": _NAME, "method": {"type": "string", "description": "a method of the shared module (e.g. pca's `inverse`)"}, **node_common},
+        {
+            "use": _NAME,
+            "method": {"type": "string", "description": "a method of the shared module (e.g. pca's `inverse`)"},
+            **node_common,
+        },
         ["use"],
         "Apply another node's module again, sharing its weights.",
     )
@@ -102,12 +121,17 @@ def spec_schema() -> dict:
         "type": "object",
         "properties": {"module": mod_head["properties"]["module"], "op": op_head["properties"]["op"], "use": _NAME},
         "oneOf": [{"required": ["module"]}, {"required": ["op"]}, {"required": ["use"]}],
-        "allOf": mod_head["allOf"] + op_head["allOf"] + [
-            {"if": {"required": ["use"]}, "then": {"$ref": "#/$defs/node.use"}}
-        ],
+        "allOf": mod_head["allOf"]
+        + op_head["allOf"]
+        + [{"if": {"required": ["use"]}, "then": {"$ref": "#/$defs/node.use"}}],
     }
 
-    term_head, d = _dispatch(TERMS, "term", {"in": _NAMES, "weight": weight, "stages": {"type": "array", "items": _NAME}, "doc": {"type": "string"}}, ["in"])
+    term_head, d = _dispatch(
+        TERMS,
+        "term",
+        {"in": _NAMES, "weight": weight, "stages": {"type": "array", "items": _NAME}, "doc": {"type": "string"}},
+        ["in"],
+    )
     defs.update(d)
     defs["term"] = term_head
 
@@ -123,14 +147,27 @@ def spec_schema() -> dict:
     count = {"type": "number", "exclusiveMinimum": 0}
     field = _closed(
         {
-            "from": {"type": "string", "description": "the dataset array, or `index` (the row number)"},
+            "from": {
+                "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+                "description": "the dataset array, `index` (the row number), or a list of scalar arrays stacked into a vector",
+            },
             "dtype": {"enum": ["float32", "int64"]},
-            "scale": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2, "description": "map the array's range onto [lo, hi]"},
+            "scale": {
+                "type": "array",
+                "items": _NUM,
+                "minItems": 2,
+                "maxItems": 2,
+                "description": "map the array's range onto [lo, hi]",
+            },
             "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
             "classes": {"type": "integer", "minimum": 2},
             "one_hot": {"type": "boolean"},
             "encode": {"enum": ["sincos"]},
-            "where": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}, "description": "keep rows whose arrays equal these values"},
+            "where": {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "number", "boolean"]},
+                "description": "keep rows whose arrays equal these values",
+            },
         },
         ["from"],
     )
@@ -150,13 +187,19 @@ def spec_schema() -> dict:
         {
             "dim": {"type": "integer", "minimum": 1},
             "prior": {"enum": ["normal", "uniform", "none"]},
-            "table": {"anyOf": [{"type": "boolean"}, _closed({"index": _NAME, "size": {"type": "integer", "minimum": 1}})]},
+            "table": {
+                "anyOf": [{"type": "boolean"}, _closed({"index": _NAME, "size": {"type": "integer", "minimum": 1}})]
+            },
             "project": {"enum": ["none", "unit_l2", "l2_ball"]},
             "radius": {"type": "number", "exclusiveMinimum": 0},
             "init": {"enum": ["pca", "normal", "zeros"]},
             "init_scale": {"type": "number", "minimum": 0},
             "candidates": {"type": "integer", "minimum": 1},
-            "groups": {"type": "object", "propertyNames": _NAME, "additionalProperties": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}},
+            "groups": {
+                "type": "object",
+                "propertyNames": _NAME,
+                "additionalProperties": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+            },
         },
         ["dim"],
     )
@@ -184,7 +227,11 @@ def spec_schema() -> dict:
             "stages": {"type": "array", "items": stage, "minItems": 1},
             "amp": {"type": "boolean"},
             "compile": {"type": "boolean"},
-            "eval_every": {"type": "integer", "minimum": 0, "description": "epochs between test evaluations (0 = only at the end)"},
+            "eval_every": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "epochs between test evaluations (0 = only at the end)",
+            },
             "samples_every": {"type": "integer", "minimum": 0, "description": "epochs between sample grids (0 = none)"},
             "log_every": {"type": "integer", "minimum": 1, "description": "steps between per-step metric rows"},
         }
@@ -199,6 +246,20 @@ def spec_schema() -> dict:
             "lr": {"type": "number", "exclusiveMinimum": 0},
             "starts": {"type": "integer", "minimum": 1},
             "iterations": {"type": "integer", "minimum": 0, "description": "default trip count of a loop entry"},
+            "inputs": {
+                "type": "object",
+                "propertyNames": _NAME,
+                "description": "tensors only this entry takes (e.g. an inpainting mask), with their shapes",
+                "additionalProperties": _closed(
+                    {
+                        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+                        "dtype": {"enum": ["float32", "int64"]},
+                        "meaning": {"enum": ["image", "mask", "latent", "label", "value"]},
+                        "range": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2},
+                    },
+                    ["shape"],
+                ),
+            },
             "doc": {"type": "string"},
         },
         ["in", "out"],
@@ -213,7 +274,12 @@ def spec_schema() -> dict:
             "seed": {"type": "integer", "minimum": 0},
             "data": {"$ref": "#/$defs/data"},
             "latents": {"type": "object", "propertyNames": _NAME, "additionalProperties": {"$ref": "#/$defs/latent"}},
-            "nodes": {"type": "object", "propertyNames": _NAME, "additionalProperties": {"$ref": "#/$defs/node"}, "minProperties": 1},
+            "nodes": {
+                "type": "object",
+                "propertyNames": _NAME,
+                "additionalProperties": {"$ref": "#/$defs/node"},
+                "minProperties": 1,
+            },
             "objective": {"type": "object", "propertyNames": _NAME, "additionalProperties": {"$ref": "#/$defs/term"}},
             "train": {"$ref": "#/$defs/train"},
             "export": {"type": "object", "propertyNames": _NAME, "additionalProperties": {"$ref": "#/$defs/entry"}},

@@ -59,7 +59,7 @@ class Checker:
         arrays = {}
         try:
             arrays = cls().arrays(cfg)
-        except (ValueError, OSError, Exception) as exc:  # noqa: BLE001 - any loader failure is a spec error
+        except (ValueError, OSError, Exception) as exc:
             self.error(("data", "dataset"), f"dataset {name}: {exc}")
         sampler = raw.get("sampler", "shuffle")
         sname, scfg = (sampler, {}) if isinstance(sampler, str) else next(iter(sampler.items()))
@@ -67,9 +67,15 @@ class Checker:
         fields = {}
         for fname, f in (raw.get("fields") or {}).items():
             fs = FieldSpec(
-                fname, f["from"], f.get("dtype"), tuple(f["scale"]) if "scale" in f else None,
-                tuple(f["shape"]) if "shape" in f else None, f.get("classes"), f.get("one_hot", False),
-                f.get("encode"), dict(f.get("where") or {}),
+                fname,
+                f["from"] if isinstance(f["from"], str) else tuple(f["from"]),
+                f.get("dtype"),
+                tuple(f["scale"]) if "scale" in f else None,
+                tuple(f["shape"]) if "shape" in f else None,
+                f.get("classes"),
+                f.get("one_hot", False),
+                f.get("encode"),
+                dict(f.get("where") or {}),
             )
             fields[fname] = fs
             self.produce(fname, "field", ("data", "fields", fname))
@@ -80,22 +86,52 @@ class Checker:
             self.infos["vary"] = TensorInfo((), "int64", classes=len(scfg.get("vary") or []) or None)
             for i, v in enumerate(scfg.get("vary") or []):
                 if arrays and v not in arrays:
-                    self.error(("data", "sampler", sname, "vary", i), f"dataset {name} has no factor '{v}'{did_you_mean(v, arrays)}")
+                    self.error(
+                        ("data", "sampler", sname, "vary", i),
+                        f"dataset {name} has no factor '{v}'{did_you_mean(v, arrays)}",
+                    )
         split = dict(raw.get("split") or {"train": 1.0})
-        return DataSpec(name, cfg, split, fields, raw.get("batch", 64), raw.get("test_batch"), sname, scfg, raw.get("drop_last", False))
+        return DataSpec(
+            name,
+            cfg,
+            split,
+            fields,
+            raw.get("batch", 64),
+            raw.get("test_batch"),
+            sname,
+            scfg,
+            raw.get("drop_last", False),
+        )
 
     def field_info(self, f: FieldSpec, arrays: dict, path: tuple, known: bool) -> TensorInfo:
         if f.source == "index":
             return TensorInfo((), "int64")
+        if isinstance(f.source, tuple):
+            for i, s in enumerate(f.source):
+                if known and s not in arrays:
+                    self.error(path + ("from", i), f"dataset has no array '{s}'{did_you_mean(s, arrays)}")
+                elif known and arrays[s].shape != ():
+                    self.error(path + ("from", i), f"only scalar arrays can be stacked; '{s}' has shape {list(arrays[s].shape)}")
+            k = len(f.source) * (2 if f.encode == "sincos" else 1)
+            return TensorInfo((k,), "float32", range=tuple(f.scale) if f.scale else None)
         if f.source not in arrays:
             if known:
-                self.error(path + ("from",), f"dataset has no array '{f.source}'{did_you_mean(f.source, arrays)}; it has: {', '.join(sorted(arrays))}, index")
+                self.error(
+                    path + ("from",),
+                    f"dataset has no array '{f.source}'{did_you_mean(f.source, arrays)}; it has: {', '.join(sorted(arrays))}, index",
+                )
             return TensorInfo(f.shape)
         a = arrays[f.source]
         for k in f.where:
             if k not in arrays:
-                self.error(path + ("where", k), f"dataset has no array '{k}' to filter on{did_you_mean(k, arrays)}", key=True)
-        integer = a.dtype.startswith(("int", "uint")) and a.kind in ("label", "index") or f.classes is not None or f.dtype == "int64"
+                self.error(
+                    path + ("where", k), f"dataset has no array '{k}' to filter on{did_you_mean(k, arrays)}", key=True
+                )
+        integer = (
+            (a.dtype.startswith(("int", "uint")) and a.kind in ("label", "index"))
+            or f.classes is not None
+            or f.dtype == "int64"
+        )
         if integer and f.dtype != "float32" and not f.scale:
             classes = f.classes or a.classes
             if f.one_hot:
@@ -108,7 +144,10 @@ class Checker:
             import math
 
             if math.prod(f.shape) != math.prod(a.shape):
-                self.error(path + ("shape",), f"shape {list(f.shape)} has {math.prod(f.shape)} values but array '{f.source}' has shape {list(a.shape)} ({math.prod(a.shape)} values)")
+                self.error(
+                    path + ("shape",),
+                    f"shape {list(f.shape)} has {math.prod(f.shape)} values but array '{f.source}' has shape {list(a.shape)} ({math.prod(a.shape)} values)",
+                )
             shape = f.shape
         if f.encode == "sincos":
             shape = (*shape[:-1], 2 * shape[-1]) if shape else (2,)
@@ -126,7 +165,11 @@ class Checker:
 
     def _who(self, tensor: str) -> str:
         p = self.producers[tensor]
-        return {"field": "data field", "latent": "latent"}.get(p, f"node '{p}'") if p in ("field", "latent") else f"node '{p}'"
+        return (
+            {"field": "data field", "latent": "latent"}.get(p, f"node '{p}'")
+            if p in ("field", "latent")
+            else f"node '{p}'"
+        )
 
     def latents(self) -> dict[str, LatentInfo]:
         out = {}
@@ -134,10 +177,17 @@ class Checker:
             table = raw.get("table", False)
             index = table.get("index") if isinstance(table, dict) else None
             out[name] = LatentInfo(
-                name, raw["dim"], raw.get("prior", "none" if table else "normal"), bool(table) or isinstance(table, dict),
-                index, None if raw.get("project", "none") == "none" else raw["project"], raw.get("radius", 1.0),
-                raw.get("init", "pca" if table else "normal"), raw.get("init_scale", 1.0 if not table else 0.1),
-                raw.get("candidates", 1), {g: tuple(v) for g, v in (raw.get("groups") or {}).items()},
+                name,
+                raw["dim"],
+                raw.get("prior", "none" if table else "normal"),
+                bool(table) or isinstance(table, dict),
+                index,
+                None if raw.get("project", "none") == "none" else raw["project"],
+                raw.get("radius", 1.0),
+                raw.get("init", "pca" if table else "normal"),
+                raw.get("init_scale", 1.0 if not table else 0.1),
+                raw.get("candidates", 1),
+                {g: tuple(v) for g, v in (raw.get("groups") or {}).items()},
             )
         return out
 
@@ -153,7 +203,11 @@ class Checker:
             else:
                 kind, typ = "op", raw["op"]
             cls = MODULES[typ] if kind == "module" else OPS[typ] if kind == "op" else None
-            params = {k: v for k, v in raw.items() if k not in ("module", "op", "use", "in", "out", "doc", "method", "body", "state")}
+            params = {
+                k: v
+                for k, v in raw.items()
+                if k not in ("module", "op", "use", "in", "out", "doc", "method", "body", "state")
+            }
             cfg = cls.resolve(params) if cls else {}
             outs = as_names(raw.get("out"))
             if not outs:
@@ -162,7 +216,19 @@ class Checker:
             if kind == "op" and typ == "loop":
                 body = self.parse_nodes(raw.get("body") or {}, path + ("body",))
                 state = dict(raw.get("state") or {})
-            nodes[name] = NodeSpec(name, kind, typ, name if kind != "use" else raw["use"], as_names(raw.get("in")), outs, cfg, raw.get("method"), body, state, path)
+            nodes[name] = NodeSpec(
+                name,
+                kind,
+                typ,
+                name if kind != "use" else raw["use"],
+                as_names(raw.get("in")),
+                outs,
+                cfg,
+                raw.get("method"),
+                body,
+                state,
+                path,
+            )
         return nodes
 
     def resolve_uses(self, nodes: dict[str, NodeSpec], outer: dict[str, NodeSpec]) -> dict[str, NodeSpec]:
@@ -180,13 +246,36 @@ class Checker:
                     self.error(n.path + ("use",), f"use: no node named '{target}'{did_you_mean(target, every)}")
                     continue
                 if t.kind != "module":
-                    self.error(n.path + ("use",), f"use: '{target}' is an {t.kind} node ({t.type}); `use` shares the weights of a `module` node")
+                    self.error(
+                        n.path + ("use",),
+                        f"use: '{target}' is an {t.kind} node ({t.type}); `use` shares the weights of a `module` node",
+                    )
                     continue
                 if n.method and n.method not in getattr(MODULES[t.type], "methods", ()):
-                    self.error(n.path + ("method",), f"module {t.type} has no method '{n.method}'" + (f"; it has: {', '.join(MODULES[t.type].methods)}" if getattr(MODULES[t.type], "methods", ()) else ""))
+                    self.error(
+                        n.path + ("method",),
+                        f"module {t.type} has no method '{n.method}'"
+                        + (
+                            f"; it has: {', '.join(MODULES[t.type].methods)}"
+                            if getattr(MODULES[t.type], "methods", ())
+                            else ""
+                        ),
+                    )
                 n = NodeSpec(n.name, "use", t.type, t.name, n.inputs, n.outputs, t.cfg, n.method, None, None, n.path)
             elif n.body is not None:
-                n = NodeSpec(n.name, n.kind, n.type, n.owner, n.inputs, n.outputs, n.cfg, n.method, self.resolve_uses(n.body, every), n.state, n.path)
+                n = NodeSpec(
+                    n.name,
+                    n.kind,
+                    n.type,
+                    n.owner,
+                    n.inputs,
+                    n.outputs,
+                    n.cfg,
+                    n.method,
+                    self.resolve_uses(n.body, every),
+                    n.state,
+                    n.path,
+                )
             out[name] = n
         return out
 
@@ -203,17 +292,30 @@ class Checker:
         if n.body is not None:
             for s in n.state or {}:
                 if not any(s in b.outputs for b in n.body.values()):
-                    self.error(n.path + ("state", s), f"loop state '{s}' is never updated: a body node must output '{s}'", key=True)
+                    self.error(
+                        n.path + ("state", s),
+                        f"loop state '{s}' is never updated: a body node must output '{s}'",
+                        key=True,
+                    )
             if len(n.outputs) != len(n.state or {}):
-                self.error(n.path + ("out",), f"a loop outputs its final states: {len(n.state or {})} state(s) but {len(n.outputs)} output(s)")
+                self.error(
+                    n.path + ("out",),
+                    f"a loop outputs its final states: {len(n.state or {})} state(s) but {len(n.outputs)} output(s)",
+                )
                 return False
             return True
         cls = MODULES[n.type] if n.kind in ("module", "use") else OPS[n.type]
         ok = True
-        for what, count, (lo, hi) in (("inputs", len(n.inputs), cls.n_inputs), ("outputs", len(n.outputs), cls.n_outputs)):
+        for what, count, (lo, hi) in (
+            ("inputs", len(n.inputs), cls.n_inputs),
+            ("outputs", len(n.outputs), cls.n_outputs),
+        ):
             if count < lo or (hi is not None and count > hi):
                 want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi is not None else f"at least {lo}"
-                self.error(n.path + ("in" if what == "inputs" else "out",), f"{n.kind if n.kind != 'use' else 'module'} {n.type} takes {want} {what}, got {count}")
+                self.error(
+                    n.path + ("in" if what == "inputs" else "out",),
+                    f"{n.kind if n.kind != 'use' else 'module'} {n.type} takes {want} {what}, got {count}",
+                )
                 ok = False
         return ok
 
@@ -222,7 +324,9 @@ class Checker:
         for n in nodes.values():
             for i, t in enumerate(n.outputs):
                 if t in latents and latents[t].table:
-                    self.error(n.path + ("out",), f"'{t}' is a latent table (one code per example); no node may produce it")
+                    self.error(
+                        n.path + ("out",), f"'{t}' is a latent table (one code per example); no node may produce it"
+                    )
                 elif self.producers.get(t) == "latent":
                     # a node that draws a declared latent is its producer (e.g. reparameterize -> z)
                     self.producers[t] = n.name
@@ -233,7 +337,7 @@ class Checker:
         for n in nodes.values():
             g.add_node(n.name)
             ins = self.node_inputs(n)
-            for i, t in enumerate(ins):
+            for t in ins:
                 if t not in self.producers:
                     where = n.path + ("in",) if t in n.inputs else n.path + ("body",)
                     if isinstance(self.raw_at(n.path + ("in",)), list) and t in n.inputs:
@@ -273,7 +377,10 @@ class Checker:
         for t, info in zip(n.outputs, outs, strict=False):
             lat = latents.get(t)
             if lat is not None and info.shape is not None and info.shape != (lat.dim,):
-                self.error(n.path, f"node '{n.name}' makes latent '{t}' with shape {list(info.shape)}, but the latent is declared with dim {lat.dim}")
+                self.error(
+                    n.path,
+                    f"node '{n.name}' makes latent '{t}' with shape {list(info.shape)}, but the latent is declared with dim {lat.dim}",
+                )
             self.infos[t] = info
 
     def infer_loop(self, n: NodeSpec, ins: tuple[TensorInfo, ...], latents) -> None:
@@ -304,7 +411,15 @@ class Checker:
     def term(self, name: str, raw: dict, path: tuple, latents) -> TermSpec:
         cls = TERMS[raw["term"]]
         params = {k: v for k, v in raw.items() if k not in ("term", "in", "weight", "stages", "doc")}
-        t = TermSpec(name, raw["term"], as_names(raw.get("in")), cls.resolve(params), raw.get("weight", 1.0), tuple(raw["stages"]) if "stages" in raw else None, path)
+        t = TermSpec(
+            name,
+            raw["term"],
+            as_names(raw.get("in")),
+            cls.resolve(params),
+            raw.get("weight", 1.0),
+            tuple(raw["stages"]) if "stages" in raw else None,
+            path,
+        )
         lo, hi = cls.n_inputs
         if len(t.inputs) < lo or (hi is not None and len(t.inputs) > hi):
             want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi is not None else f"at least {lo}"
@@ -318,7 +433,11 @@ class Checker:
                 ok = False
         if ok:
             try:
-                cls().infer(Context(name, t.cfg, t.inputs, (), tuple(self.infos.get(x, TensorInfo()) for x in t.inputs), latents))
+                cls().infer(
+                    Context(
+                        name, t.cfg, t.inputs, (), tuple(self.infos.get(x, TensorInfo()) for x in t.inputs), latents
+                    )
+                )
             except ShapeError as exc:
                 self.error(path, f"{t.term}: {exc}")
         return t
@@ -333,12 +452,26 @@ class Checker:
 
     def train(self, nodes: dict[str, NodeSpec], latents, objective: dict[str, TermSpec]) -> TrainSpec:
         raw = self.raw.get("train") or {}
-        trainables = {n.name for n in nodes.values() if n.kind == "module" and MODULES[n.type].has_params} | {l.name for l in latents.values() if l.table}
+        trainables = {n.name for n in nodes.values() if n.kind == "module" and MODULES[n.type].has_params} | {
+            l.name for l in latents.values() if l.table
+        }
         names = set(nodes) | set(latents)
         stages = []
         default_opt = self.optimizer(raw.get("optimizer"), ("train", "optimizer"), names)
         if "stages" not in raw:
-            stages.append(StageSpec("train", tuple(sorted(trainables)), tuple(objective), default_opt, raw.get("epochs", 10), raw.get("steps"), None, raw.get("schedule"), raw.get("clip_grad")))
+            stages.append(
+                StageSpec(
+                    "train",
+                    tuple(sorted(trainables)),
+                    tuple(objective),
+                    default_opt,
+                    raw.get("epochs", 10),
+                    raw.get("steps"),
+                    None,
+                    raw.get("schedule"),
+                    raw.get("clip_grad"),
+                )
+            )
         seen = set()
         for i, s in enumerate(raw.get("stages") or []):
             path = ("train", "stages", i)
@@ -349,7 +482,10 @@ class Checker:
                 if t not in names:
                     self.error(path + ("trainable", j), f"no node or latent named '{t}'{did_you_mean(t, names)}")
                 elif t in nodes and nodes[t].kind == "use":
-                    self.error(path + ("trainable", j), f"'{t}' shares the weights of '{nodes[t].owner}'; name '{nodes[t].owner}' instead")
+                    self.error(
+                        path + ("trainable", j),
+                        f"'{t}' shares the weights of '{nodes[t].owner}'; name '{nodes[t].owner}' instead",
+                    )
                 elif t not in trainables:
                     self.error(path + ("trainable", j), f"'{t}' has no trainable parameters")
             for j, t in enumerate(s.get("terms", [])):
@@ -362,14 +498,35 @@ class Checker:
             elif not s.get("terms") and "terms" in s:
                 self.error(path + ("terms",), "a stage needs at least one term")
             opt = self.optimizer(s["optimizer"], path + ("optimizer",), names) if "optimizer" in s else default_opt
-            terms = tuple(s.get("terms", [t for t, ts in objective.items() if ts.stages is None or s["name"] in ts.stages]))
-            stages.append(StageSpec(s["name"], tuple(s.get("trainable", sorted(trainables))), terms, opt, s.get("epochs", 0 if s.get("fit") else raw.get("epochs", 10)), s.get("steps"), s.get("fit"), s.get("schedule"), s.get("clip_grad")))
+            terms = tuple(
+                s.get("terms", [t for t, ts in objective.items() if ts.stages is None or s["name"] in ts.stages])
+            )
+            stages.append(
+                StageSpec(
+                    s["name"],
+                    tuple(s.get("trainable", sorted(trainables))),
+                    terms,
+                    opt,
+                    s.get("epochs", 0 if s.get("fit") else raw.get("epochs", 10)),
+                    s.get("steps"),
+                    s.get("fit"),
+                    s.get("schedule"),
+                    s.get("clip_grad"),
+                )
+            )
         stage_names = {s.name for s in stages}
         for t in objective.values():
             for j, sn in enumerate(t.stages or ()):
                 if sn not in stage_names:
                     self.error(t.path + ("stages", j), f"no stage named '{sn}'{did_you_mean(sn, stage_names)}")
-        return TrainSpec(tuple(stages), raw.get("amp", False), raw.get("compile", False), raw.get("eval_every", 1), raw.get("samples_every", 0), raw.get("log_every", 10))
+        return TrainSpec(
+            tuple(stages),
+            raw.get("amp", False),
+            raw.get("compile", False),
+            raw.get("eval_every", 1),
+            raw.get("samples_every", 0),
+            raw.get("log_every", 10),
+        )
 
     def export(self, nodes, latents, objective) -> dict[str, EntrySpec]:
         out = {}
@@ -377,10 +534,20 @@ class Checker:
             path = ("export", name)
             ins, outs = tuple(raw.get("in", [])), tuple(raw.get("out", []))
             ok = True
+            local = dict(raw.get("inputs") or {})
+            for t, decl in local.items():
+                if t in self.producers:
+                    self.error(path + ("inputs", t), f"'{t}' is already a tensor of the model ({self._who(t)}); an entry's own inputs need new names", key=True)
+                    continue
+                if t not in ins:
+                    self.error(path + ("inputs", t), f"'{t}' is declared but not listed in this entry's `in`", key=True)
+                rng = decl.get("range") or ((0.0, 1.0) if decl.get("meaning") == "mask" else None)
+                self.infos[t] = TensorInfo(tuple(decl["shape"]), decl.get("dtype", "float32"), range=tuple(rng) if rng else None)
             for key, names in (("in", ins), ("out", outs)):
                 for i, t in enumerate(names):
-                    if t not in self.producers and t not in self.infos:
-                        self.error(path + (key, i), f"undefined tensor '{t}'{did_you_mean(t, self.producers)}")
+                    if t not in self.producers and t not in local:
+                        hint = " (declare an entry-only input under `inputs:` with its shape)" if key == "in" else ""
+                        self.error(path + (key, i), f"undefined tensor '{t}'{did_you_mean(t, self.producers)}{hint}")
                         ok = False
             opt = raw.get("optimize")
             terms = []
@@ -391,18 +558,34 @@ class Checker:
                 for j, t in enumerate(raw.get("terms") or []):
                     if isinstance(t, str):
                         if t not in objective:
-                            self.error(path + ("terms", j), f"no objective term named '{t}'{did_you_mean(t, objective)}")
+                            self.error(
+                                path + ("terms", j), f"no objective term named '{t}'{did_you_mean(t, objective)}"
+                            )
                         else:
                             terms.append(objective[t])
                     else:
+                        saved = dict(self.producers)
+                        self.producers.update(dict.fromkeys(local, "entry-input"))
                         terms.append(self.term(f"{name}_{j}", t, path + ("terms", j), latents))
+                        self.producers = saved
                 if not raw.get("terms"):
                     self.error(path, "an `optimize:` entry needs `terms:` (what to minimise)")
             elif raw.get("terms"):
                 self.error(path + ("terms",), "`terms:` only applies to an `optimize:` entry")
             if ok:
                 self.check_reach(name, ins, outs, opt, terms, nodes, latents)
-            out[name] = EntrySpec(name, ins, outs, opt, tuple(terms), raw.get("steps", 200), raw.get("lr", 0.05), raw.get("starts", 1), raw.get("iterations"))
+            out[name] = EntrySpec(
+                name,
+                ins,
+                outs,
+                opt,
+                tuple(terms),
+                raw.get("steps", 200),
+                raw.get("lr", 0.05),
+                raw.get("starts", 1),
+                raw.get("iterations"),
+                {t: dict(d) for t, d in local.items()},
+            )
         return out
 
     def check_reach(self, name, ins, outs, opt, terms, nodes, latents) -> None:
@@ -417,15 +600,30 @@ class Checker:
             seen.add(t)
             p = self.producers.get(t)
             if p == "field":
-                self.error(("export", name, "in"), f"entry '{name}' needs data field '{t}' but it is not among its inputs; add it to `in`")
+                self.error(
+                    ("export", name, "in"),
+                    f"entry '{name}' needs data field '{t}' but it is not among its inputs; add it to `in`",
+                )
             elif p == "latent":
                 if latents[t].table:
-                    self.error(("export", name, "in"), f"entry '{name}' needs latent table '{t}': give it as an input or `optimize: {t}`")
+                    self.error(
+                        ("export", name, "in"),
+                        f"entry '{name}' needs latent table '{t}': give it as an input or `optimize: {t}`",
+                    )
             elif p in nodes:
                 n = nodes[p]
                 if t in latents and latents[t].prior != "none" and not self._reaches_inputs(n, given, nodes):
                     continue  # cut: the latent is drawn from its prior (an explicit noise input)
-                need.extend(self.node_inputs(n))
+                if self._training_only(n, latents):
+                    need.append(n.inputs[0])  # exported as the identity
+                else:
+                    need.extend(self.node_inputs(n))
+
+    def _training_only(self, n: NodeSpec, latents) -> bool:
+        if n.kind != "op" or n.body is not None:
+            return False
+        ins = tuple(self.infos.get(t, TensorInfo()) for t in n.inputs)
+        return OPS[n.type]().training_only(Context(n.name, n.cfg, n.inputs, n.outputs, ins, latents))
 
     def _reaches_inputs(self, n: NodeSpec, given: set, nodes) -> bool:
         stack, seen = list(self.node_inputs(n)), set()
@@ -447,7 +645,11 @@ class Checker:
         used |= {t for e in export.values() for t in (*e.outputs, *(x for term in e.terms for x in term.inputs))}
         for n in nodes.values():
             if not any(t in used for t in n.outputs):
-                self.warn(n.path, f"node '{n.name}': nothing uses its output{'s' if len(n.outputs) > 1 else ''} {', '.join(repr(t) for t in n.outputs)}", key=True)
+                self.warn(
+                    n.path,
+                    f"node '{n.name}': nothing uses its output{'s' if len(n.outputs) > 1 else ''} {', '.join(repr(t) for t in n.outputs)}",
+                    key=True,
+                )
 
     def run(self) -> Spec | None:
         data = self.data()
@@ -456,11 +658,17 @@ class Checker:
             self.produce(name, "latent", ("latents", name))
             self.infos[name] = TensorInfo((lat.dim,))
             if lat.table and lat.index is not None and lat.index not in data.fields:
-                self.error(("latents", name, "table", "index"), f"no data field '{lat.index}'{did_you_mean(lat.index, data.fields)}; add e.g. `{lat.index}: {{from: index}}` to data.fields")
+                self.error(
+                    ("latents", name, "table", "index"),
+                    f"no data field '{lat.index}'{did_you_mean(lat.index, data.fields)}; add e.g. `{lat.index}: {{from: index}}` to data.fields",
+                )
             if lat.table and lat.index is None:
                 idx = [f.name for f in data.fields.values() if f.source == "index"]
                 if not idx:
-                    self.error(("latents", name, "table"), "a latent table needs an index field: add `i: {from: index}` to data.fields and `table: {index: i}`")
+                    self.error(
+                        ("latents", name, "table"),
+                        "a latent table needs an index field: add `i: {from: index}` to data.fields and `table: {index: i}`",
+                    )
                 else:
                     latents[name] = LatentInfo(**{**lat.__dict__, "index": idx[0]})
         nodes = self.resolve_uses(self.parse_nodes(self.raw.get("nodes") or {}, ("nodes",)), {})
@@ -469,14 +677,27 @@ class Checker:
         for name in order:
             if arity_ok[name] and all(t in self.producers for t in self.node_inputs(nodes[name])):
                 self.infer(nodes[name], latents)
-        objective = {n: self.term(n, t, ("objective", n), latents) for n, t in (self.raw.get("objective") or {}).items()}
+        objective = {
+            n: self.term(n, t, ("objective", n), latents) for n, t in (self.raw.get("objective") or {}).items()
+        }
         train = self.train(nodes, latents, objective)
         export = self.export(nodes, latents, objective)
         self.dead_nodes(nodes, objective, export)
         if any(d.severity == "error" for d in self.diags):
             return None
         return Spec(
-            self.raw["name"], self.raw.get("seed", 0), self.raw.get("description", ""), data, latents,
-            {n: nodes[n] for n in order}, objective, train, export, self.infos, self.producers,
-            self.doc.text, self.doc.file, self.raw,
+            self.raw["name"],
+            self.raw.get("seed", 0),
+            self.raw.get("description", ""),
+            data,
+            latents,
+            {n: nodes[n] for n in order},
+            objective,
+            train,
+            export,
+            self.infos,
+            self.producers,
+            self.doc.text,
+            self.doc.file,
+            self.raw,
         )

@@ -136,7 +136,13 @@ def load_text(text: str, file: str = "<spec>") -> Document:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise SpecError([Diagnostic(1, 1, "error", "$", f"spec is larger than {MAX_BYTES} bytes", file)])
     if not text.strip():
-        raise SpecError([Diagnostic(1, 1, "error", "$", "the spec is empty; it must be a mapping starting with 'latentspec: 1'", file)])
+        raise SpecError(
+            [
+                Diagnostic(
+                    1, 1, "error", "$", "the spec is empty; it must be a mapping starting with 'latentspec: 1'", file
+                )
+            ]
+        )
     try:
         docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as exc:
@@ -179,5 +185,7 @@ def load_file(path: str) -> Document:
     if "\x00" in text:
         i = text.index("\x00")
         line = text.count("\n", 0, i) + 1
-        raise SpecError([Diagnostic(line, i - text.rfind("\n", 0, i), "error", "$", "not a text file: contains NUL bytes", path)])
+        raise SpecError(
+            [Diagnostic(line, i - text.rfind("\n", 0, i), "error", "$", "not a text file: contains NUL bytes", path)]
+        )
     return load_text(text, path)

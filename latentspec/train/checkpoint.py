@@ -47,7 +47,9 @@ def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
 def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     state = {}
     for pid, st in meta["state"].items():
-        state[int(pid)] = {k: (tensors[v["tensor"]] if isinstance(v, dict) and "tensor" in v else v) for k, v in st.items()}
+        state[int(pid)] = {
+            k: (tensors[v["tensor"]] if isinstance(v, dict) and "tensor" in v else v) for k, v in st.items()
+        }
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
@@ -99,11 +101,13 @@ def load_state(folder: str) -> dict:
 def load_weights(folder: str, model: torch.nn.Module) -> None:
     try:
         weights = load_file(os.path.join(folder, "weights.safetensors"))
-    except (OSError, Exception) as exc:  # noqa: BLE001 - safetensors raises its own error types
+    except (OSError, Exception) as exc:
         raise RunError(f"cannot read {folder}/weights.safetensors: {exc}") from None
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
-        raise RunError(f"checkpoint {folder} does not fit the spec's model (missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise RunError(
+            f"checkpoint {folder} does not fit the spec's model (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
 
 
 def load_optimizer(folder: str, optimizer: torch.optim.Optimizer, meta: dict) -> None:

@@ -48,7 +48,7 @@ def _split_counts(spec: Spec, n: int) -> dict[str, int]:
     for k in ("train", "test", "val"):
         if k in split:
             v = split[k]
-            counts[k] = int(round(v * n)) if isinstance(v, float) and v <= 1.0 else int(v)
+            counts[k] = round(v * n) if isinstance(v, float) and v <= 1.0 else int(v)
     if sum(counts.values()) > n:
         raise DataError(f"data.split asks for {sum(counts.values())} rows but the dataset has {n}")
     return counts
@@ -71,7 +71,11 @@ def split_rows(spec: Spec) -> dict[str, np.ndarray]:
     out, start = {}, 0
     for k in ("train", "test", "val"):
         if k in counts:
-            out[k] = np.sort(order[start : start + counts[k]]) if not SAMPLERS[d.sampler].grouped else order[start : start + counts[k]]
+            out[k] = (
+                np.sort(order[start : start + counts[k]])
+                if not SAMPLERS[d.sampler].grouped
+                else order[start : start + counts[k]]
+            )
             start += counts[k]
     return out
 
@@ -87,6 +91,19 @@ def _field_array(f: FieldSpec, arrays: dict[str, np.ndarray], rows: np.ndarray, 
         return np.arange(len(rows), dtype=np.int64)
     if f.source == "vary":
         return arrays["vary"][rows].astype(np.int64)
+    if isinstance(f.source, tuple):  # scalar factors stacked into one vector
+        cols = []
+        for s in f.source:
+            full = arrays[s].astype(np.float32)
+            c = full[rows]
+            if f.scale is not None:
+                lo, hi = float(full.min()), float(full.max())
+                c = (c - lo) / max(hi - lo, 1e-12) * (f.scale[1] - f.scale[0]) + f.scale[0]
+            cols.append(c)
+        a = np.stack(cols, -1)
+        if f.encode == "sincos":
+            a = np.concatenate([np.sin(a), np.cos(a)], -1)
+        return np.ascontiguousarray(a, dtype=np.float32)
     a = arrays[f.source][rows]
     if info.dtype == "int64":
         a = a.astype(np.int64)
@@ -138,7 +155,9 @@ class SplitData:
                     meta = DATASETS[spec.data.dataset]().arrays(_dataset_cfg(spec))
                     names_ = meta[k].names or ()
                     if v not in names_:
-                        raise DataError(f"field '{f0.name}': where {k}={v!r}: {k} has no value {v!r} (it has {', '.join(names_)})")
+                        raise DataError(
+                            f"field '{f0.name}': where {k}={v!r}: {k} has no value {v!r} (it has {', '.join(names_)})"
+                        )
                     v = names_.index(v)
                 keep = keep[col == v]
             if len(keep) == 0:
@@ -149,20 +168,27 @@ class SplitData:
         labels = None
         sampler = SAMPLERS[spec.data.sampler]
         if spec.data.sampler == "class_balanced":
-            lf = spec.data.sampler_cfg.get("field") or next((f for f in spec.data.fields if spec.infos[f].dtype == "int64" and spec.infos[f].classes), None)
+            lf = spec.data.sampler_cfg.get("field") or next(
+                (f for f in spec.data.fields if spec.infos[f].dtype == "int64" and spec.infos[f].classes), None
+            )
             if lf is None:
                 raise DataError("sampler class_balanced needs an integer label field (with `classes`)")
             labels = fields[lf].numpy()
         del sampler
         return cls(fields, groups, sizes, labels)
 
-    def batches(self, spec: Spec, epoch: int, *, shuffle: bool = True, batch: int | None = None, shard: tuple[int, int] = (0, 1)) -> list[dict]:
+    def batches(
+        self, spec: Spec, epoch: int, *, shuffle: bool = True, batch: int | None = None, shard: tuple[int, int] = (0, 1)
+    ) -> list[dict]:
         """The epoch's batches (same for the same seed and epoch), each {field: tensor}."""
         d = spec.data
         name = d.sampler if shuffle else "sequential"
-        if not shuffle and len(self.sizes) > 1:
-            name = "paired"
-        ctx = SamplerContext(self.sizes if name != "sequential" or len(self.sizes) == 1 else self.sizes, batch or d.batch, d.drop_last and shuffle, self.labels)
+        ctx = SamplerContext(
+            self.sizes,
+            batch or d.batch,
+            d.drop_last and shuffle,
+            self.labels,
+        )
         rng = np.random.default_rng([spec.seed, epoch, 0xBA7C])
         plan = SAMPLERS[name]().epoch(d.sampler_cfg if name == d.sampler else {}, ctx, rng)
         rank, world = shard

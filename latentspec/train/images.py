@@ -19,7 +19,7 @@ def grid(images: np.ndarray, ncol: int | None = None, pad: int = 2, value_range=
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim == 2:  # flat vectors that form a square image
-        side = int(round(x.shape[1] ** 0.5))
+        side = round(x.shape[1] ** 0.5)
         x = x.reshape(len(x), 1, side, side)
     n, c, h, w = x.shape
     x = np.repeat(x, 3, axis=1) if c == 1 else x[:, :3]
@@ -28,7 +28,9 @@ def grid(images: np.ndarray, ncol: int | None = None, pad: int = 2, value_range=
     out = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
     for i in range(n):
         r, cidx = divmod(i, ncol)
-        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + cidx * (w + pad) : pad + cidx * (w + pad) + w] = to_uint8(x[i], value_range).transpose(1, 2, 0)
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + cidx * (w + pad) : pad + cidx * (w + pad) + w] = (
+            to_uint8(x[i], value_range).transpose(1, 2, 0)
+        )
     return out
 
 

@@ -21,13 +21,19 @@ def image_field(spec: Spec) -> str | None:
 
 def _to_image(spec: Spec, tensor: str, value: torch.Tensor) -> torch.Tensor:
     info = spec.infos.get(tensor)
-    if info is not None and info.range is None and any(t.term == "bernoulli_nll" and t.inputs[0] == tensor for t in spec.objective.values()):
+    if (
+        info is not None
+        and info.range is None
+        and any(t.term == "bernoulli_nll" and t.inputs[0] == tensor for t in spec.objective.values())
+    ):
         return torch.sigmoid(value)  # logits of a Bernoulli likelihood
     return value
 
 
 @torch.no_grad()
-def run_entry(model: CompiledModel, entry: str, inputs: dict[str, torch.Tensor], n: int, seed: int = 0, steps: int | None = None) -> tuple:
+def run_entry(
+    model: CompiledModel, entry: str, inputs: dict[str, torch.Tensor], n: int, seed: int = 0, steps: int | None = None
+) -> tuple:
     """Run an entry graph in PyTorch, drawing its noise inputs from a seeded generator."""
     gm, plan = model.entry(entry)
     g = torch.Generator().manual_seed(seed)
@@ -47,9 +53,15 @@ def run_entry(model: CompiledModel, entry: str, inputs: dict[str, torch.Tensor],
 
 def sample_images(model: CompiledModel, n: int, seed: int = 0) -> np.ndarray:
     spec = model.spec
-    entry = "sample" if "sample" in spec.export else next((e for e, s in spec.export.items() if not s.inputs and not s.optimize), None)
+    entry = (
+        "sample"
+        if "sample" in spec.export
+        else next((e for e, s in spec.export.items() if not s.inputs and not s.optimize), None)
+    )
     if entry is None:
-        raise RunError("this spec has no entry point that samples from the prior (an export entry with `in: []`, e.g. `sample`)")
+        raise RunError(
+            "this spec has no entry point that samples from the prior (an export entry with `in: []`, e.g. `sample`)"
+        )
     (x,) = run_entry(model, entry, {}, n, seed)[:1]
     return x.float().numpy()
 
@@ -74,7 +86,19 @@ def epoch_samples(trainer, path: str, n: int = 16) -> None:
     model.eval()
     rows = []
     x_name = image_field(spec)
-    recon = next((t.inputs[0] for t in spec.objective.values() if x_name and len(t.inputs) >= 2 and t.inputs[1] == x_name and spec.infos.get(t.inputs[0], None) and spec.infos[t.inputs[0]].shape is not None and np.prod(spec.infos[t.inputs[0]].shape) == np.prod(spec.infos[x_name].shape)), None)
+    recon = next(
+        (
+            t.inputs[0]
+            for t in spec.objective.values()
+            if x_name
+            and len(t.inputs) >= 2
+            and t.inputs[1] == x_name
+            and spec.infos.get(t.inputs[0], None)
+            and spec.infos[t.inputs[0]].shape is not None
+            and np.prod(spec.infos[t.inputs[0]].shape) == np.prod(spec.infos[x_name].shape)
+        ),
+        None,
+    )
     data = trainer.test_data or trainer.train_data
     if recon is not None:
         gm, plan = model.graph([recon], training=True)

@@ -11,9 +11,9 @@ import time
 
 import torch
 
+from latentspec.compiler import CompiledModel, compile_spec
 from latentspec.components import OPTIMIZERS, SCHEDULES, TERMS
 from latentspec.components._node import Context, TensorInfo
-from latentspec.compiler import CompiledModel, compile_spec
 from latentspec.errors import RunError
 from latentspec.spec import Spec, dump_resolved
 from latentspec.spec._model import StageSpec, TermSpec
@@ -39,6 +39,40 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise RunError("--device cuda: torch sees no CUDA device on this machine")
     return torch.device(device)
+
+
+def batch_args(model: CompiledModel, plan, batch: dict, generator: torch.Generator, device: torch.device) -> list:
+    """The graph's positional inputs: batch fields, and noise drawn from ``generator``."""
+    n = len(next(iter(batch.values())))
+    noise = iter(model.draw_noise(plan, n, generator))
+    return [
+        next(noise).to(device) if ph.kind == "noise" else batch[ph.tensor].to(device, non_blocking=True)
+        for ph in plan.placeholders
+    ]
+
+
+@torch.no_grad()
+def evaluate_terms(
+    spec: Spec, model: CompiledModel, terms: dict, names, data: SplitData, device: torch.device
+) -> dict[str, float]:
+    """Mean of the named terms over ``data``, with noise from its own fixed generator (never
+    the training generator, so evaluation does not change what training draws)."""
+    was = model.training
+    model.eval()
+    outs_needed = list(dict.fromkeys(t for name in names for t in spec.objective[name].inputs))
+    gm, plan = model.graph(outs_needed, training=True)
+    g = torch.Generator().manual_seed(spec.seed + 7919)
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in data.batches(spec, 0, shuffle=False, batch=spec.data.test_batch or 500):
+        n = len(next(iter(batch.values())))
+        outs = gm(*batch_args(model, plan, batch, g, device))
+        for name in names:
+            value = terms[name](*(outs[x] for x in spec.objective[name].inputs))
+            sums[name] = sums.get(name, 0.0) + value.item() * n
+        count += n
+    model.train(was)
+    return {k: v / max(count, 1) for k, v in sums.items()}
 
 
 class Distributed:
@@ -75,7 +109,9 @@ class _StageForward(torch.nn.Module):
 
 
 class Trainer:
-    def __init__(self, spec: Spec, out: str, *, device: str = "auto", quiet: bool = False, allow_python: bool = False) -> None:
+    def __init__(
+        self, spec: Spec, out: str, *, device: str = "auto", quiet: bool = False, allow_python: bool = False
+    ) -> None:
         self.spec = spec
         self.out = out
         self.device = resolve_device(device)
@@ -138,15 +174,7 @@ class Trainer:
         return self.model.graph(outs, training=True)
 
     def _args(self, plan, batch: dict, generator: torch.Generator) -> list:
-        n = len(next(iter(batch.values())))
-        noise = iter(self.model.draw_noise(plan, n, generator))
-        args = []
-        for ph in plan.placeholders:
-            if ph.kind == "noise":
-                args.append(next(noise).to(self.device))
-            else:
-                args.append(batch[ph.tensor].to(self.device, non_blocking=True))
-        return args
+        return batch_args(self.model, plan, batch, generator, self.device)
 
     def _loss(self, stage, outs: dict, step: int, epoch: float):
         total, parts = 0.0, {}
@@ -162,7 +190,14 @@ class Trainer:
         for name, lat in self.spec.latents.items():
             if not (lat.table and lat.init == "pca"):
                 continue
-            image = next((f for f, info in ((f, self.spec.infos[f]) for f in self.spec.data.fields) if info.dtype == "float32" and info.shape and len(info.shape) >= 2), None)
+            image = next(
+                (
+                    f
+                    for f, info in ((f, self.spec.infos[f]) for f in self.spec.data.fields)
+                    if info.dtype == "float32" and info.shape and len(info.shape) >= 2
+                ),
+                None,
+            )
             if image is None:
                 raise RunError(f"latent '{name}': init pca needs an image field to take components from")
             x = self.train_data.fields[image].flatten(1).double()
@@ -192,24 +227,11 @@ class Trainer:
                 self.model.module_of(name).project_()
 
     # -- evaluation -----------------------------------------------------------------------------
-    @torch.no_grad()
     def evaluate(self, stage: StageSpec, data: SplitData) -> dict[str, float]:
-        """Mean of every stage term on ``data``, with noise from its own fixed generator."""
-        was = self.model.training
-        self.model.eval()
-        gm, plan = self._stage_graph(stage)
-        g = torch.Generator().manual_seed(self.spec.seed + 7919)
-        sums: dict[str, float] = {}
-        count = 0
-        for batch in data.batches(self.spec, 0, shuffle=False, batch=self.spec.data.test_batch or 500):
-            n = len(next(iter(batch.values())))
-            outs = gm(*self._args(plan, batch, g))
-            _, parts = self._loss(stage, outs, self.state["step"], self.state["epoch"])
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * n
-            count += n
-        self.model.train(was)
-        return {k: self.dist.mean(v / max(count, 1)) for k, v in sums.items()}
+        return {
+            k: self.dist.mean(v)
+            for k, v in evaluate_terms(self.spec, self.model, self.terms, stage.terms, data, self.device).items()
+        }
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, resume: bool = False) -> dict:
@@ -247,7 +269,11 @@ class Trainer:
             if spec.train.compile:
                 forward = torch.compile(forward)
             base_lrs = [g["lr"] for g in optimizer.param_groups] if optimizer else []
-            n_epochs = stage.epochs if stage.steps is None else math.ceil(stage.steps / max(1, len(self.train_data.batches(spec, 0))))
+            n_epochs = (
+                stage.epochs
+                if stage.steps is None
+                else math.ceil(stage.steps / max(1, len(self.train_data.batches(spec, 0))))
+            )
             for epoch in range(self.state["epoch"], n_epochs):
                 summary = self._epoch(si, stage, epoch, forward, plan, optimizer, base_lrs)
             self.state.update(stage=si + 1, epoch=0)
@@ -263,7 +289,14 @@ class Trainer:
         if not self.quiet:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(batches), desc=f"{stage.name} {epoch + 1}/{stage.epochs}", leave=False, file=sys.stderr, dynamic_ncols=True, disable=None)
+            bar = tqdm(
+                total=len(batches),
+                desc=f"{stage.name} {epoch + 1}/{stage.epochs}",
+                leave=False,
+                file=sys.stderr,
+                dynamic_ncols=True,
+                disable=None,
+            )
         amp = spec.train.amp and self.device.type == "cuda"
         for i, batch in enumerate(batches):
             t0 = time.perf_counter()
@@ -271,7 +304,9 @@ class Trainer:
             step, frac_epoch = self.state["step"], epoch + i / len(batches)
             if optimizer is not None and stage.schedule:
                 cls = SCHEDULES[stage.schedule["schedule"]]
-                mult = cls().value(cls.resolve({k: v for k, v in stage.schedule.items() if k != "schedule"}), step, frac_epoch)
+                mult = cls().value(
+                    cls.resolve({k: v for k, v in stage.schedule.items() if k != "schedule"}), step, frac_epoch
+                )
                 for g, lr in zip(optimizer.param_groups, base_lrs):
                     g["lr"] = lr * mult
             with torch.autocast("cuda", enabled=amp) if amp else contextlib.nullcontext():
@@ -281,26 +316,46 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if stage.clip_grad:
-                    torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], stage.clip_grad)
+                    torch.nn.utils.clip_grad_norm_(
+                        [p for g in optimizer.param_groups for p in g["params"]], stage.clip_grad
+                    )
                 optimizer.step()
                 self._project(stage)
             loss_value = loss.item() if torch.is_tensor(loss) else float(loss)
             if not math.isfinite(loss_value):
-                raise RunError(f"stage {stage.name}, epoch {epoch + 1}, step {step}: the loss is {loss_value}; lower the learning rate or check the data scaling")
+                raise RunError(
+                    f"stage {stage.name}, epoch {epoch + 1}, step {step}: the loss is {loss_value}; lower the learning rate or check the data scaling"
+                )
             seconds += time.perf_counter() - t0
             self.state["step"] = step + 1
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * n
             count += n
             if self.state["step"] % spec.train.log_every == 0:
-                self._log({"kind": "step", "stage": stage.name, "epoch": epoch + 1, "step": self.state["step"], "loss": loss_value, "terms": {k: v.item() for k, v in parts.items()}})
+                self._log(
+                    {
+                        "kind": "step",
+                        "stage": stage.name,
+                        "epoch": epoch + 1,
+                        "step": self.state["step"],
+                        "loss": loss_value,
+                        "terms": {k: v.item() for k, v in parts.items()},
+                    }
+                )
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.4g}", img_s=f"{count / max(seconds, 1e-9):.0f}")
         if bar is not None:
             bar.close()
         train = {k: self.dist.mean(v / max(count, 1)) for k, v in sums.items()}
-        row = {"kind": "epoch", "stage": stage.name, "epoch": epoch + 1, "seconds": seconds, "images_per_second": count / max(seconds, 1e-9), "train": train}
+        row = {
+            "kind": "epoch",
+            "stage": stage.name,
+            "epoch": epoch + 1,
+            "seconds": seconds,
+            "images_per_second": count / max(seconds, 1e-9),
+            "train": train,
+        }
         last_epoch = epoch + 1 == stage.epochs
         every = spec.train.eval_every
         if self.test_data is not None and (last_epoch or (every and (epoch + 1) % every == 0)):
@@ -309,7 +364,11 @@ class Trainer:
         if not self.quiet:
             msg = " ".join(f"{k}={v:.4g}" for k, v in train.items())
             test = " ".join(f"{k}={v:.4g}" for k, v in row.get("test", {}).items())
-            print(f"[{stage.name}] epoch {epoch + 1}/{stage.epochs} {row['images_per_second']:.0f} img/s  train {msg}" + (f"  test {test}" if test else ""), file=sys.stderr)
+            print(
+                f"[{stage.name}] epoch {epoch + 1}/{stage.epochs} {row['images_per_second']:.0f} img/s  train {msg}"
+                + (f"  test {test}" if test else ""),
+                file=sys.stderr,
+            )
         self.state.update(stage=si, epoch=epoch + 1)
         self._checkpoint(optimizer, row)
         if spec.train.samples_every and ((epoch + 1) % spec.train.samples_every == 0 or last_epoch) and self.dist.main:
@@ -332,17 +391,23 @@ class Trainer:
                 ckpt.save(os.path.join(folder, "best"), self.model, None, {**state, "best": score, "metrics": row})
 
 
-def train(spec: Spec, out: str, *, resume: bool = False, device: str = "auto", quiet: bool = False, allow_python: bool = False) -> dict:
+def train(
+    spec: Spec, out: str, *, resume: bool = False, device: str = "auto", quiet: bool = False, allow_python: bool = False
+) -> dict:
     return Trainer(spec, out, device=device, quiet=quiet, allow_python=allow_python).run(resume=resume)
 
 
-def load_run(run: str, *, device: str = "cpu", which: str = "last", allow_python: bool = False) -> tuple[Spec, CompiledModel]:
+def load_run(
+    run: str, *, device: str = "cpu", which: str = "last", allow_python: bool = False
+) -> tuple[Spec, CompiledModel]:
     """The spec and trained model of a run directory."""
     from latentspec.spec import load_spec
 
     spec_path = os.path.join(run, "spec.yaml")
     if not os.path.isfile(spec_path):
-        raise RunError(f"{run} is not a run directory (no spec.yaml); train one with `latentspec train SPEC --out {run}`")
+        raise RunError(
+            f"{run} is not a run directory (no spec.yaml); train one with `latentspec train SPEC --out {run}`"
+        )
     spec = load_spec(spec_path)
     # paths in the resolved spec were relative to the original spec's folder
     model = compile_spec(spec, allow_python=allow_python).to(resolve_device(device))
@@ -351,4 +416,3 @@ def load_run(run: str, *, device: str = "cpu", which: str = "last", allow_python
     ckpt.load_weights(folder, model)
     model.eval()
     return spec, model
-
