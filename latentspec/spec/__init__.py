@@ -69,14 +69,15 @@ def check_document(doc: Document, base_dir: str | None = None) -> tuple[Spec | N
     from latentspec.spec._errors import schema_diagnostics
     from latentspec.spec._validate import Checker
 
-    diags = schema_diagnostics(doc, spec_schema())
-    if any(d.severity == "error" for d in diags):
+    diags, blocking = schema_diagnostics(doc, spec_schema())
+    if blocking:
         return None, sorted(diags)
     if base_dir is None:
         base_dir = os.path.dirname(os.path.abspath(doc.file)) if not doc.file.startswith("<") else os.getcwd()
     checker = Checker(doc, base_dir)
     spec = checker.run()
-    return spec, sorted(diags + checker.diags)
+    every = sorted(diags + checker.diags)
+    return (None if diags else spec), every
 
 
 def validate_text(

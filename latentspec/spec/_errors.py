@@ -39,11 +39,15 @@ def _expected(schema: dict) -> str:
     return _TYPE_NAMES.get(t, str(t))
 
 
-def schema_diagnostics(doc: Document, schema: dict) -> list[Diagnostic]:
+def schema_diagnostics(doc: Document, schema: dict) -> tuple[list[Diagnostic], bool]:
+    """The schema's diagnostics, and whether they block the semantic pass (anything but
+    unknown keys does: unknown keys are ignored by the model, so the graph can still be checked)."""
     validator = jsonschema.Draft202012Validator(schema)
     out: list[Diagnostic] = []
+    blocking = False
     for err in validator.iter_errors(doc.data):
         out.extend(_convert(doc, err))
+        blocking |= err.validator != "additionalProperties"
     # one diagnostic per place and message
     seen, unique = set(), []
     for d in sorted(out):
@@ -51,7 +55,7 @@ def schema_diagnostics(doc: Document, schema: dict) -> list[Diagnostic]:
         if key not in seen:
             seen.add(key)
             unique.append(d)
-    return unique
+    return unique, blocking
 
 
 def _convert(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]:
@@ -61,6 +65,9 @@ def _convert(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]
     if v == "additionalProperties":
         allowed = list(err.schema.get("properties", {}))
         extra = [k for k in inst if k not in allowed]
+        kinds = [k for k in ("module", "op", "use") if k in inst]
+        if len(kinds) > 1:  # reported once, as two discriminators
+            extra = [k for k in extra if k not in kinds]
         return [
             doc.diag(
                 path + (k,),

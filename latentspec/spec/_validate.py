@@ -25,6 +25,11 @@ from latentspec.spec._model import (
 from latentspec.spec._yaml import Document
 
 
+def _prefixed(name: str, exc: Exception) -> str:
+    msg = str(exc)
+    return msg if msg.startswith(name) else f"{name}: {msg}"
+
+
 def as_names(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -372,7 +377,7 @@ class Checker:
         try:
             outs = cls().infer(ctx) if not n.method else [TensorInfo(None)]
         except ShapeError as exc:
-            self.error(n.path, f"{n.type}: {exc}")
+            self.error(n.path, _prefixed(n.type, exc))
             outs = [TensorInfo() for _ in n.outputs]
         for t, info in zip(n.outputs, outs, strict=False):
             lat = latents.get(t)
@@ -439,7 +444,7 @@ class Checker:
                     )
                 )
             except ShapeError as exc:
-                self.error(path, f"{t.term}: {exc}")
+                self.error(path, _prefixed(t.term, exc))
         return t
 
     def optimizer(self, raw: dict | None, path: tuple, names: set[str]) -> dict:
