@@ -131,6 +131,9 @@ def plan(
             and node_component(n).training_only(node_context(spec, n))
         ):
             skipped.add(n.name)
+            needed_nodes.add(n.name)
+            stack.append(n.inputs[0])  # the identity outside training
+            continue
         needed_nodes.add(n.name)
         stack.extend(_inputs_of(n))
 

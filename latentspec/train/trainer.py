@@ -130,6 +130,22 @@ class Trainer:
             with open(os.path.join(self.out, "metrics.jsonl"), "a") as f:
                 f.write(json.dumps(row) + "\n")
 
+    def _trim_metrics(self, step: int) -> None:
+        """Drop the rows an interrupted run wrote after its last checkpoint."""
+        path = os.path.join(self.out, "metrics.jsonl")
+        if not self.dist.main or not os.path.isfile(path):
+            return
+        with open(path) as f:
+            rows = [line for line in f if line.strip()]
+        keep = []
+        for line in rows:
+            try:
+                if json.loads(line).get("step", 0) <= step:
+                    keep.append(line)
+            except json.JSONDecodeError:  # a row cut off by the interruption
+                continue
+        ckpt.atomic_write_text(path, "".join(keep))
+
     def _prepare_run_dir(self, resume: bool) -> None:
         if not self.dist.main:
             return
@@ -243,6 +259,7 @@ class Trainer:
             self.state = ckpt.load_state(last)
             ckpt.load_weights(last, self.model)
             ckpt.set_rng_state(self.generator, self.state["rng"])
+            self._trim_metrics(self.state["step"])
             resumed = True
         elif self.state["stage"] == 0 and self.state["epoch"] == 0:
             self._init_tables()
@@ -277,8 +294,6 @@ class Trainer:
             for epoch in range(self.state["epoch"], n_epochs):
                 summary = self._epoch(si, stage, epoch, forward, plan, optimizer, base_lrs)
             self.state.update(stage=si + 1, epoch=0)
-        self.state["done"] = True
-        self._checkpoint(None, None)
         return summary
 
     def _epoch(self, si, stage, epoch, forward, plan, optimizer, base_lrs) -> dict:
@@ -352,6 +367,7 @@ class Trainer:
             "kind": "epoch",
             "stage": stage.name,
             "epoch": epoch + 1,
+            "step": self.state["step"],
             "seconds": seconds,
             "images_per_second": count / max(seconds, 1e-9),
             "train": train,

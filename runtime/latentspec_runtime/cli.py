@@ -1,0 +1,272 @@
+"""``latentspec-runtime``: run a bundle's entry points on files from the command line.
+
+Inputs are ``.npy`` files or images (a folder or several files make a batch); outputs go to
+``.npy`` (the main output), ``.npz`` (all outputs) or ``.png`` (a grid when several items).
+User errors print one ``latentspec-runtime: error: ...`` line and exit 1 (usage errors: 2);
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from ._bundle import DEVICES, Bundle
+from ._images import IMAGE_SUFFIXES, is_image, read_array, read_inputs, write_image
+from ._manifest import BundleError, EntrySpec, InputError, TensorSpec
+
+PROG = "latentspec-runtime"
+
+
+class UsageError(Exception):
+    """A command line that cannot work as given (exit status 2)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if "out" in args:
+            _check_out(args.out)
+        bundle = Bundle.load(args.bundle, device=args.device, threads=args.threads)
+        return args.func(args, bundle)
+    except UsageError as err:
+        if args.debug:
+            raise
+        _print_error(str(err))
+        return 2
+    except (BundleError, InputError, OSError, ImportError) as err:
+        if args.debug:
+            raise
+        _print_error(str(err))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _print_error(message: str) -> None:
+    first, *rest = message.splitlines() or [""]
+    print(f"{PROG}: error: {first}", file=sys.stderr)
+    for line in rest:
+        print(f"  {line.strip()}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one subcommand per entry-point family."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Run a latentspec bundle with onnxruntime (no PyTorch needed)."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("bundle", help="the bundle folder written by `latentspec export`")
+    common.add_argument("--device", choices=DEVICES, default="auto", help="default: auto")
+    common.add_argument("--threads", type=_positive, help="onnxruntime intra-op threads")
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    out = argparse.ArgumentParser(add_help=False)
+    out.add_argument("-o", "--out", required=True, type=Path, help="output .npy, .npz or .png")
+    out.add_argument("--seed", type=int, default=0, help="seed for noise and random starts")
+    inputs = argparse.ArgumentParser(add_help=False)
+    inputs.add_argument("inputs", nargs="+", help=".npy or image files, or folders (a batch)")
+
+    def command(
+        name: str, func: Callable[[argparse.Namespace, Bundle], int], help: str, *parents: Any
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common, *parents], help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    command("info", _info, "describe the bundle: entry points, signatures, metrics, providers")
+    p = command("sample", _sample, "draw samples from the prior", out)
+    p.add_argument("-n", type=_positive, default=16, help="number of samples (default 16)")
+    command("encode", _encode, "encode inputs (.npy: the code; .npz: all outputs)", inputs, out)
+    command("decode", _decode, "decode latent codes from .npy files", inputs, out)
+    command("reconstruct", _reconstruct, "encode then decode inputs", inputs, out)
+    p = command("interpolate", _interpolate, "decode codes between the codes of A and B", out)
+    p.add_argument("a", help="start: a file or folder")
+    p.add_argument("b", help="end: a file or folder")
+    p.add_argument("--steps", type=_at_least_two, default=8, help="points, ends included (default 8)")
+    p.add_argument("--method", choices=("lerp", "slerp"), default="lerp")
+    p = command("edit", _edit, "move codes along a direction and decode", inputs, out)
+    p.add_argument("--direction", required=True, help="a direction name of the bundle or a .npy vector")
+    p.add_argument("--alpha", type=float, default=1.0, help="step along the direction (default 1)")
+    p = command("inpaint", _inpaint, "fill unknown pixels (mask 0) by optimising a code", inputs, out)
+    p.add_argument("--mask", required=True, help="mask file or folder: 1 = known, 0 = unknown")
+    p.add_argument("--steps", type=_non_negative, help="optimisation steps (default: the bundle's)")
+    p = command("invert", _invert, "find the code of inputs by optimisation", inputs, out)
+    p.add_argument("--steps", type=_non_negative, help="optimisation steps (default: the bundle's)")
+    p = command("refine", _refine, "run the iterative refinement entry", inputs, out)
+    p.add_argument("--iterations", type=_non_negative, help="loop trip count (default: the bundle's)")
+    command("swap", _swap, "run the swap entry", inputs, out)
+    return parser
+
+
+def _positive(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def _non_negative(text: str) -> int:
+    return _int_at_least(text, 0)
+
+
+def _at_least_two(text: str) -> int:
+    return _int_at_least(text, 2)
+
+
+def _int_at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+    return value
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def _check_out(out: Path) -> None:
+    """Fail on an unusable output path before any work is done."""
+    if out.suffix.lower() not in (".npy", ".npz", *IMAGE_SUFFIXES):
+        raise UsageError(f"-o {out}: write .npy, .npz or an image such as .png")
+    if not out.parent.is_dir():
+        raise UsageError(f"-o {out}: the folder {out.parent} does not exist")
+
+
+def _info(args: argparse.Namespace, bundle: Bundle) -> int:
+    print(bundle.info())
+    return 0
+
+
+def _sample(args: argparse.Namespace, bundle: Bundle) -> int:
+    return _write(args, bundle, "sample", bundle.sample(args.n, seed=args.seed))
+
+
+def _encode(args: argparse.Namespace, bundle: Bundle) -> int:
+    x = _read(bundle, "encode", args.inputs)
+    out = bundle.encode(x, seed=args.seed)
+    return _write(args, bundle, "encode", out, main=bundle._entry("encode").spec.code)
+
+
+def _decode(args: argparse.Namespace, bundle: Bundle) -> int:
+    z = _read(bundle, "decode", args.inputs, bundle._entry("decode").latent)
+    return _write(args, bundle, "decode", bundle.decode(z, seed=args.seed))
+
+
+def _reconstruct(args: argparse.Namespace, bundle: Bundle) -> int:
+    entry = "reconstruct" if "reconstruct" in bundle.entries else "encode"
+    x = _read(bundle, entry, args.inputs)
+    out = bundle.reconstruct(x, seed=args.seed)
+    return _write(args, bundle, "reconstruct" if entry == "reconstruct" else "decode", out)
+
+
+def _interpolate(args: argparse.Namespace, bundle: Bundle) -> int:
+    a, b = _read(bundle, "encode", [args.a]), _read(bundle, "encode", [args.b])
+    out = bundle.interpolate(a, b, steps=args.steps, method=args.method, seed=args.seed)
+    return _write(args, bundle, "decode", out, rows=None if _is_batch(bundle, a) else 1)
+
+
+def _edit(args: argparse.Namespace, bundle: Bundle) -> int:
+    direction: str | np.ndarray = args.direction
+    if args.direction.lower().endswith(".npy"):
+        direction = read_array(Path(args.direction))
+    x = _read(bundle, "encode", args.inputs)
+    out = bundle.edit(x, direction, alpha=args.alpha, seed=args.seed)
+    return _write(args, bundle, "decode", out)
+
+
+def _inpaint(args: argparse.Namespace, bundle: Bundle) -> int:
+    x = _read(bundle, "inpaint", args.inputs)
+    mask = _read(bundle, "inpaint", [args.mask], bundle._entry("inpaint").mask)
+    out = bundle.inpaint(x, mask, steps=args.steps, seed=args.seed)
+    return _write(args, bundle, "inpaint", out)
+
+
+def _invert(args: argparse.Namespace, bundle: Bundle) -> int:
+    x = _read(bundle, "invert", args.inputs)
+    return _write(args, bundle, "invert", bundle.invert(x, steps=args.steps, seed=args.seed))
+
+
+def _refine(args: argparse.Namespace, bundle: Bundle) -> int:
+    x = _read(bundle, "refine", args.inputs)
+    out = bundle.refine(x, iterations=args.iterations, seed=args.seed)
+    return _write(args, bundle, "refine", out)
+
+
+def _swap(args: argparse.Namespace, bundle: Bundle) -> int:
+    x = _read(bundle, "swap", args.inputs)
+    return _write(args, bundle, "swap", bundle.swap(x, seed=args.seed))
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def _read(bundle: Bundle, entry: str, paths: Sequence[str], spec: TensorSpec | None = None) -> np.ndarray:
+    """Read the entry's input ``spec`` (default: its main data input) from files.
+
+    Images become float32 (C, H, W) with the entry's channel count, mapped from [0, 1] to the
+    input's range, and are flattened when the entry takes flat vectors of the same size.
+    """
+    spec = spec or bundle._entry(entry).data
+    if spec is None:
+        raise BundleError(f"entry {entry!r} has no data input to read files into")
+    item = spec.shape[1:] if spec.batched else spec.shape
+    return read_inputs(paths, item, spec.range if spec.meaning == "image" else None)
+
+
+def _is_batch(bundle: Bundle, x: np.ndarray) -> bool:
+    spec = bundle._entry("encode").data
+    return spec is None or x.ndim == len(spec.shape)
+
+
+def _write(
+    args: argparse.Namespace,
+    bundle: Bundle,
+    entry: str,
+    out: np.ndarray | dict[str, np.ndarray],
+    main: str | None = None,
+    rows: int | None = None,
+) -> int:
+    """Write ``out`` to ``args.out``: .npz all outputs, .npy or an image the main one."""
+    spec = bundle._entry(entry).spec
+    outs = out if isinstance(out, dict) else {spec.outputs[0].name: out}
+    path: Path = args.out
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        np.savez(path, **outs)
+        written = ", ".join(f"{k} {list(v.shape)}" for k, v in outs.items())
+    else:
+        name = main or _main_output(spec, outs)
+        array = outs[name]
+        if suffix == ".npy":
+            np.save(path, array)
+        else:
+            if not is_image(array):
+                raise UsageError(
+                    f"output {name!r} of shape {list(array.shape)} is not an image; write it to a .npy or .npz file"
+                )
+            out_spec = spec.output(name)
+            write_image(path, array, out_spec.range if out_spec else None, rows)
+        written = f"{name} {list(array.shape)}"
+    print(f"wrote {path} ({written})")
+    return 0
+
+
+def _main_output(spec: EntrySpec, outs: dict[str, np.ndarray]) -> str:
+    """The output worth a .npy or an image: the first image output, else the first output."""
+    for t in spec.outputs:
+        if t.meaning == "image" and t.name in outs:
+            return t.name
+    return next(iter(outs))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
