@@ -274,18 +274,10 @@ class Trainer:
                 if stage.epochs == 0:
                     self.state.update(stage=si + 1, fitted=False)
                     continue
-            self._set_trainable(stage)
-            optimizer = self._optimizer(stage)
+            forward, plan, optimizer, base_lrs = self.begin_stage(stage)
             if resumed and si == self.state["stage"] and optimizer is not None and "optimizer" in self.state:
                 ckpt.load_optimizer(last, optimizer, self.state["optimizer"])
             resumed = False
-            gm, plan = self._stage_graph(stage)
-            forward = gm
-            if self.dist.world > 1 and optimizer is not None:
-                forward = torch.nn.parallel.DistributedDataParallel(_StageForward(self.model, gm))
-            if spec.train.compile:
-                forward = torch.compile(forward)
-            base_lrs = [g["lr"] for g in optimizer.param_groups] if optimizer else []
             n_epochs = (
                 stage.epochs
                 if stage.steps is None
@@ -312,31 +304,11 @@ class Trainer:
                 dynamic_ncols=True,
                 disable=None,
             )
-        amp = spec.train.amp and self.device.type == "cuda"
         for i, batch in enumerate(batches):
             t0 = time.perf_counter()
             n = len(next(iter(batch.values())))
             step, frac_epoch = self.state["step"], epoch + i / len(batches)
-            if optimizer is not None and stage.schedule:
-                cls = SCHEDULES[stage.schedule["schedule"]]
-                mult = cls().value(
-                    cls.resolve({k: v for k, v in stage.schedule.items() if k != "schedule"}), step, frac_epoch
-                )
-                for g, lr in zip(optimizer.param_groups, base_lrs):
-                    g["lr"] = lr * mult
-            with torch.autocast("cuda", enabled=amp) if amp else contextlib.nullcontext():
-                outs = forward(*self._args(plan, batch, self.generator))
-                loss, parts = self._loss(stage, outs, step, frac_epoch)
-            if optimizer is not None:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if stage.clip_grad:
-                    torch.nn.utils.clip_grad_norm_(
-                        [p for g in optimizer.param_groups for p in g["params"]], stage.clip_grad
-                    )
-                optimizer.step()
-                self._project(stage)
-            loss_value = loss.item() if torch.is_tensor(loss) else float(loss)
+            loss_value, parts = self.step(stage, forward, plan, optimizer, base_lrs, batch, step, frac_epoch)
             if not math.isfinite(loss_value):
                 raise RunError(
                     f"stage {stage.name}, epoch {epoch + 1}, step {step}: the loss is {loss_value}; lower the learning rate or check the data scaling"
@@ -392,6 +364,38 @@ class Trainer:
 
             epoch_samples(self, os.path.join(self.out, "samples", f"epoch-{epoch + 1:03d}.png"))
         return row
+
+    def begin_stage(self, stage: StageSpec):
+        """Freeze what the stage does not train; its forward, plan, optimizer and base lrs."""
+        self._set_trainable(stage)
+        optimizer = self._optimizer(stage)
+        gm, plan = self._stage_graph(stage)
+        forward = gm
+        if self.dist.world > 1 and optimizer is not None:
+            forward = torch.nn.parallel.DistributedDataParallel(_StageForward(self.model, gm))
+        if self.spec.train.compile:
+            forward = torch.compile(forward)
+        return forward, plan, optimizer, [g["lr"] for g in optimizer.param_groups] if optimizer else []
+
+    def step(self, stage, forward, plan, optimizer, base_lrs, batch, step: int, frac_epoch: float) -> tuple[float, dict]:
+        """One optimizer step on ``batch``: the loss value and each term's value (tensors)."""
+        if optimizer is not None and stage.schedule:
+            cls = SCHEDULES[stage.schedule["schedule"]]
+            mult = cls().value(cls.resolve({k: v for k, v in stage.schedule.items() if k != "schedule"}), step, frac_epoch)
+            for g, lr in zip(optimizer.param_groups, base_lrs):
+                g["lr"] = lr * mult
+        amp = self.spec.train.amp and self.device.type == "cuda"
+        with torch.autocast("cuda", enabled=amp) if amp else contextlib.nullcontext():
+            outs = forward(*self._args(plan, batch, self.generator))
+            loss, parts = self._loss(stage, outs, step, frac_epoch)
+        if optimizer is not None:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if stage.clip_grad:
+                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], stage.clip_grad)
+            optimizer.step()
+            self._project(stage)
+        return (loss.item() if torch.is_tensor(loss) else float(loss)), parts
 
     def _checkpoint(self, optimizer, row: dict | None) -> None:
         if not self.dist.main:
