@@ -87,6 +87,8 @@ class NodeComponent(Component, abc.ABC):
     n_outputs: ClassVar[tuple[int, int | None]] = (1, 1)
     #: True when the node has trainable parameters (a `module:`); ops usually have none.
     has_params: ClassVar[bool] = True
+    #: Other methods of the built module that `use:` nodes may call (`method: inverse`).
+    methods: ClassVar[tuple[str, ...]] = ()
 
     @abc.abstractmethod
     def infer(self, ctx: Context) -> list[TensorInfo]:

@@ -256,13 +256,13 @@ class Checker:
                         f"use: '{target}' is an {t.kind} node ({t.type}); `use` shares the weights of a `module` node",
                     )
                     continue
-                if n.method and n.method not in getattr(MODULES[t.type], "methods", ()):
+                if n.method and n.method not in MODULES[t.type].methods:
                     self.error(
                         n.path + ("method",),
                         f"module {t.type} has no method '{n.method}'"
                         + (
                             f"; it has: {', '.join(MODULES[t.type].methods)}"
-                            if getattr(MODULES[t.type], "methods", ())
+                            if MODULES[t.type].methods
                             else ""
                         ),
                     )

@@ -32,6 +32,11 @@ class VaeParts:
 
 
 def find_vae(spec: Spec) -> VaeParts | None:
+    iw = next((t for t in spec.objective.values() if t.term == "iwae_bound"), None)
+    if iw is not None:
+        logits, x, z, mu, logvar = iw.inputs
+        lik = "bernoulli_nll" if iw.cfg.get("likelihood", "bernoulli") == "bernoulli" else "gaussian_nll"
+        return VaeParts(x, mu, logvar, z, logits, lik)
     kl = next((t for t in spec.objective.values() if t.term == "gaussian_kl"), None)
     draw = next((n for n in spec.nodes.values() if n.type == "reparameterize"), None)
     lik = next(

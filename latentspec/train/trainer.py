@@ -222,7 +222,7 @@ class Trainer:
             k = min(lat.dim, u.shape[1])
             codes = torch.zeros(len(x), lat.dim, dtype=torch.float64)
             codes[:, :k] = u[:, :k] * s[:k]
-            codes = codes / codes.norm(dim=1, keepdim=True).clamp_min(1e-12) * (lat.radius if lat.project else 1.0)
+            codes = codes / codes.norm(dim=1, keepdim=True).clamp_min(1e-12) * (lat.radius if lat.project == "l2_ball" else 1.0)
             self.model.module_of(name).init_from(codes.float().to(self.device))
 
     def _fit_pca(self, stage: StageSpec) -> None:
