@@ -269,6 +269,10 @@ class Trainer:
             if stage.fit == "pca":
                 if not (resumed and si == self.state["stage"] and self.state.get("fitted")):
                     self._fit_pca(stage)
+                    row = {"kind": "fit", "stage": stage.name, "step": self.state["step"]}
+                    if self.test_data is not None and stage.terms:
+                        row["test"] = self.evaluate(stage, self.test_data)
+                    self._log(row)
                 self.state.update(stage=si, epoch=0, fitted=True)
                 self._checkpoint(None, None)
                 if stage.epochs == 0:
