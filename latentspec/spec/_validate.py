@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import networkx as nx
+import heapq
 
 from latentspec.components import DATASETS, MODULES, OPS, OPTIMIZERS, SAMPLERS, TERMS
 from latentspec.components._node import Context, LatentInfo, ShapeError, TensorInfo
@@ -28,6 +28,35 @@ from latentspec.spec._yaml import Document
 def _prefixed(name: str, exc: Exception) -> str:
     msg = str(exc)
     return msg if msg.startswith(name) else f"{name}: {msg}"
+
+
+def toposort(names: list[str], succ: dict[str, set[str]]) -> tuple[list[str], list[str]]:
+    """Kahn's algorithm, ties broken by spec order: (order, []) or ([], a cycle)."""
+    rank = {n: i for i, n in enumerate(names)}
+    indeg = dict.fromkeys(names, 0)
+    for n in names:
+        for m in succ[n]:
+            indeg[m] += 1
+    ready = [(rank[n], n) for n in names if indeg[n] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, n = heapq.heappop(ready)
+        order.append(n)
+        for m in succ[n]:
+            indeg[m] -= 1
+            if indeg[m] == 0:
+                heapq.heappush(ready, (rank[m], m))
+    if len(order) == len(names):
+        return order, []
+    # a cycle: walk successors inside the unsorted rest until a node repeats
+    rest = [n for n in names if indeg[n] > 0]
+    path, seen, n = [], {}, rest[0]
+    while n not in seen:
+        seen[n] = len(path)
+        path.append(n)
+        n = min((m for m in succ[n] if indeg[m] > 0), key=rank.__getitem__)
+    return [], path[seen[n] :]
 
 
 def as_names(value: Any) -> tuple[str, ...]:
@@ -338,9 +367,8 @@ class Checker:
                     self.producer_path[t] = n.path + ("out",)
                 else:
                     self.produce(t, n.name, n.path + (("out", i) if "out" in (self.raw_at(n.path) or {}) else ()))
-        g = nx.DiGraph()
+        succ: dict[str, set[str]] = {name: set() for name in nodes}
         for n in nodes.values():
-            g.add_node(n.name)
             ins = self.node_inputs(n)
             for t in ins:
                 if t not in self.producers:
@@ -349,14 +377,12 @@ class Checker:
                         where = n.path + ("in", n.inputs.index(t))
                     self.error(where, f"undefined tensor '{t}'{did_you_mean(t, self.producers)}")
                 elif self.producers[t] in nodes:
-                    g.add_edge(self.producers[t], n.name)
-        try:
-            cycle = nx.find_cycle(g)
-            path = " -> ".join([e[0] for e in cycle] + [cycle[0][0]])
-            self.error(nodes[cycle[0][0]].path, f"cycle {path}: only a `loop` node may feed a tensor back")
+                    succ[self.producers[t]].add(n.name)
+        order, cycle = toposort(list(nodes), succ)
+        if cycle:
+            self.error(nodes[cycle[0]].path, f"cycle {' -> '.join([*cycle, cycle[0]])}: only a `loop` node may feed a tensor back")
             return list(nodes)
-        except nx.NetworkXNoCycle:
-            return list(nx.lexicographical_topological_sort(g, key=lambda name: list(nodes).index(name)))
+        return order
 
     def raw_at(self, path: tuple) -> Any:
         cur: Any = self.raw

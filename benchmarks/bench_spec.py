@@ -1,0 +1,52 @@
+"""Validation and compile time per spec (targets: validate < 0.3 s, compile < 1 s).
+
+In-process times exclude the one-time imports; the cold CLI time of `latentspec validate`
+(a fresh Python, no torch) is reported too.
+
+    python benchmarks/bench_spec.py
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPECS = sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml")) + glob.glob(os.path.join(ROOT, "tests", "gallery", "*.yaml")))
+
+
+def best_of(fn, n: int = 3) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    from latentspec.spec import load_spec, validate_file
+
+    validate_file(SPECS[0])  # warm: imports, schema generation
+    rows = {}
+    for path in SPECS:
+        cold = subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); from latentspec.cli import main; main(['validate', %r]); print(time.perf_counter() - t)" % path], capture_output=True, text=True, cwd=ROOT)
+        rows[os.path.relpath(path, ROOT)] = {"validate_s": best_of(lambda: validate_file(path)), "validate_cold_cli_s": float(cold.stdout.strip().splitlines()[-1])}
+    from latentspec.compiler import compile_spec
+
+    for path in SPECS:
+        spec = load_spec(path)
+        compile_spec(spec)  # warm torch
+        rows[os.path.relpath(path, ROOT)]["compile_s"] = best_of(lambda: compile_spec(spec).training_graph)
+    print(json.dumps(rows, indent=2))
+    worst_v = max(r["validate_s"] for r in rows.values())
+    worst_c = max(r["compile_s"] for r in rows.values())
+    print(f"worst validate {worst_v:.3f} s (target < 0.3), worst compile {worst_c:.3f} s (target < 1)")
+
+
+if __name__ == "__main__":
+    main()
