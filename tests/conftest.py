@@ -1,5 +1,9 @@
 import os
 import sys
+import tempfile
+
+# procedural datasets cache renders on disk: keep the tests' renders out of the home folder
+os.environ.setdefault("LATENTSPEC_CACHE", tempfile.mkdtemp(prefix="latentspec-test-cache-"))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(ROOT, "tests")
