@@ -16,7 +16,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPECS = sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml")) + glob.glob(os.path.join(ROOT, "tests", "gallery", "*.yaml")))
+SPECS = sorted(
+    glob.glob(os.path.join(ROOT, "specs", "*.yaml")) + glob.glob(os.path.join(ROOT, "tests", "gallery", "*.yaml"))
+)
 
 
 def best_of(fn, n: int = 3) -> float:
@@ -34,14 +36,18 @@ def main() -> None:
     validate_file(SPECS[0])  # warm: imports, schema generation
     rows = {}
     for path in SPECS:
-        cold = subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter(); from latentspec.cli import main; main(['validate', %r]); print(time.perf_counter() - t)" % path], capture_output=True, text=True, cwd=ROOT)
-        rows[os.path.relpath(path, ROOT)] = {"validate_s": best_of(lambda: validate_file(path)), "validate_cold_cli_s": float(cold.stdout.strip().splitlines()[-1])}
+        code = f"import time; t = time.perf_counter(); from latentspec.cli import main; main(['validate', {path!r}]); print(time.perf_counter() - t)"
+        cold = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+        rows[os.path.relpath(path, ROOT)] = {
+            "validate_s": best_of(lambda p=path: validate_file(p)),
+            "validate_cold_cli_s": float(cold.stdout.strip().splitlines()[-1]),
+        }
     from latentspec.compiler import compile_spec
 
     for path in SPECS:
         spec = load_spec(path)
         compile_spec(spec)  # warm torch
-        rows[os.path.relpath(path, ROOT)]["compile_s"] = best_of(lambda: compile_spec(spec).training_graph)
+        rows[os.path.relpath(path, ROOT)]["compile_s"] = best_of(lambda s=spec: compile_spec(s).training_graph)
     print(json.dumps(rows, indent=2))
     worst_v = max(r["validate_s"] for r in rows.values())
     worst_c = max(r["compile_s"] for r in rows.values())

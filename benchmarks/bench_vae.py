@@ -81,7 +81,9 @@ def hand_written(spec, epochs: int) -> dict:
     with torch.no_grad():
         ge = torch.Generator().manual_seed(spec.seed + 104729)
         x = test.fields["x"]
-        value = float(sum(neg_elbo(model, x[i : i + 250], ge) * len(x[i : i + 250]) for i in range(0, len(x), 250)) / len(x))
+        value = float(
+            sum(neg_elbo(model, x[i : i + 250], ge) * len(x[i : i + 250]) for i in range(0, len(x), 250)) / len(x)
+        )
     return {"neg_elbo": value, "images_per_second": images / seconds, "seconds": seconds}
 
 
@@ -145,7 +147,10 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    spec = load_spec(os.path.join(ROOT, "specs", "vae_mnist.yaml"), [f"train.epochs={args.epochs}", "train.samples_every=0", "train.eval_every=0"])
+    spec = load_spec(
+        os.path.join(ROOT, "specs", "vae_mnist.yaml"),
+        [f"train.epochs={args.epochs}", "train.samples_every=0", "train.eval_every=0"],
+    )
     speed = interleaved_throughput(spec)
     hw = hand_written(spec, args.epochs)
     cp = compiled(spec, args.epochs)

@@ -13,7 +13,7 @@ def tiny_spec(path: str, out_dir: str, rows: int = 240, epochs: int = 2, batch: 
     data = raw["data"]
     ds = data["dataset"]
     if isinstance(ds, dict):
-        (name, cfg), = ds.items()
+        ((name, cfg),) = ds.items()
         if isinstance(cfg, dict) and name in ("shapes", "hands", "faces"):
             cfg["size"] = rows * (2 if name == "faces" else 1)
     sampler = data.get("sampler")

@@ -91,7 +91,10 @@ def test_use_shares_weights():
 
 
 def test_training_only_ops_are_identity_in_entries():
-    spec = load_spec(os.path.join(ROOT, "tests", "gallery", "dcign.yaml"), ["data.dataset.shapes.size=200", "data.split.train=100", "data.split.test=60"])
+    spec = load_spec(
+        os.path.join(ROOT, "tests", "gallery", "dcign.yaml"),
+        ["data.dataset.shapes.size=200", "data.split.train=100", "data.split.test=60"],
+    )
     m = compile_spec(spec)
     gm, plan = m.entry("decode")
     assert [p.name for p in plan.placeholders] == ["z"]
@@ -128,7 +131,10 @@ def test_every_spec_compiles_and_slices(path):
 def test_python_modules_need_permission(tmp_path):
     with open(VAE) as f:
         text = f.read()
-    text = text.replace("{module: mlp, in: x, out: h, hidden: [400], activation: relu}", "{module: python, in: x, out: h, class: 'torch.nn:Flatten', shape: [784]}")
+    text = text.replace(
+        "{module: mlp, in: x, out: h, hidden: [400], activation: relu}",
+        "{module: python, in: x, out: h, class: 'torch.nn:Flatten', shape: [784]}",
+    )
     p = tmp_path / "py.yaml"
     p.write_text(text)
     spec = load_spec(str(p))

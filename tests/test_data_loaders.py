@@ -97,7 +97,9 @@ def test_split_is_seeded(tmp_path):
     images, labels = images_and_labels()
     np.savez(tmp_path / "d.npz", images=images, labels=labels)
     a = split_rows(spec_for(tmp_path, "{npz: d.npz}"))["train"]
-    (tmp_path / "spec.yaml").write_text(SPEC.format(dataset="{npz: d.npz}").replace("name: user_data", "name: user_data\nseed: 7"))
+    (tmp_path / "spec.yaml").write_text(
+        SPEC.format(dataset="{npz: d.npz}").replace("name: user_data", "name: user_data\nseed: 7")
+    )
     b = split_rows(load_spec(str(tmp_path / "spec.yaml")))["train"]
     assert sorted(a) != sorted(b)
 

@@ -22,6 +22,10 @@ VAE = os.path.join(ROOT, "specs", "vae_mnist.yaml")
 SMALL = ["data.split.train=512", "data.split.test=128", "data.batch=64", "train.samples_every=0"]
 
 
+def sets(overrides) -> list[str]:
+    return [arg for s in overrides for arg in ("--set", s)]
+
+
 def small(*extra: str):
     return load_spec(VAE, [*SMALL, *extra])
 
@@ -47,7 +51,11 @@ def test_run_directory(tmp_path):
     train(small("train.epochs=2", "train.samples_every=1"), run, quiet=True, device="cpu")
     assert sorted(os.listdir(run)) == ["checkpoints", "metrics.jsonl", "samples", "spec.yaml"]
     assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == ["best", "last"]
-    assert sorted(os.listdir(os.path.join(run, "checkpoints", "last"))) == ["optimizer.safetensors", "state.json", "weights.safetensors"]
+    assert sorted(os.listdir(os.path.join(run, "checkpoints", "last"))) == [
+        "optimizer.safetensors",
+        "state.json",
+        "weights.safetensors",
+    ]
     assert sorted(os.listdir(os.path.join(run, "samples"))) == ["epoch-001.png", "epoch-002.png"]
     rows = epoch_rows(run)
     assert [r["epoch"] for r in rows] == [1, 2]
@@ -82,7 +90,7 @@ def test_resume_is_bit_exact(tmp_path):
 
 def test_existing_run_needs_resume(tmp_path, capsys):
     run = str(tmp_path / "run")
-    args = ["train", VAE, "--out", run, "--quiet", "--device", "cpu", *sum((["--set", s] for s in [*SMALL, "train.epochs=1"]), [])]
+    args = ["train", VAE, "--out", run, "--quiet", "--device", "cpu", *sets([*SMALL, "train.epochs=1"])]
     assert main(args) == 0
     assert main(args) == 1
     assert "--resume" in capsys.readouterr().err
@@ -93,7 +101,7 @@ def test_kill_9_then_resume(tmp_path):
     extra = ["train.epochs=12", "data.split.train=1024"]
     train(small(*extra), ref, quiet=True, device="cpu")
     args = [sys.executable, "-m", "latentspec", "train", VAE, "--out", run, "--quiet", "--device", "cpu"]
-    args += sum((["--set", s] for s in [*SMALL, *extra]), [])
+    args += sets([*SMALL, *extra])
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -141,8 +149,24 @@ def test_not_a_run_directory(tmp_path, capsys):
 
 def test_torchrun_two_cpu_processes(tmp_path):
     run = str(tmp_path / "ddp")
-    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "latentspec", "train", VAE, "--out", run, "--quiet", "--device", "cpu"]
-    args += sum((["--set", s] for s in [*SMALL, "train.epochs=2"]), [])
+    args = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "latentspec",
+        "train",
+        VAE,
+        "--out",
+        run,
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
+    args += sets([*SMALL, "train.epochs=2"])
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -154,6 +178,6 @@ def test_torchrun_two_cpu_processes(tmp_path):
 
 @pytest.mark.parametrize("overrides", [["data.split.train=20000"]], ids=["too-many-rows"])
 def test_bad_split_is_a_clear_error(tmp_path, capsys, overrides):
-    args = ["train", VAE, "--out", str(tmp_path / "r"), "--quiet"] + sum((["--set", s] for s in overrides), [])
+    args = ["train", VAE, "--out", str(tmp_path / "r"), "--quiet"] + sets(overrides)
     assert main(args) == 1
     assert "data.split asks for" in capsys.readouterr().err

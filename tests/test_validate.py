@@ -17,7 +17,9 @@ from latentspec.spec import spec_schema, validate_file, validate_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BAD = os.path.join(ROOT, "tests", "bad_specs")
-GOOD = sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml")) + glob.glob(os.path.join(ROOT, "tests", "gallery", "*.yaml")))
+GOOD = sorted(
+    glob.glob(os.path.join(ROOT, "specs", "*.yaml")) + glob.glob(os.path.join(ROOT, "tests", "gallery", "*.yaml"))
+)
 BAD_SPECS = sorted(glob.glob(os.path.join(BAD, "*.yaml")))
 
 
@@ -60,7 +62,13 @@ def test_published_schema_file_is_in_sync():
 def test_schema_is_closed_everywhere():
     def walk(s, path):
         if isinstance(s, dict):
-            if s.get("type") == "object" and "properties" in s and "allOf" not in s and "$ref" not in s and "anyOf" not in s:
+            if (
+                s.get("type") == "object"
+                and "properties" in s
+                and "allOf" not in s
+                and "$ref" not in s
+                and "anyOf" not in s
+            ):
                 # open objects only where entries are dispatched by if/then to closed sub-schemas
                 assert s.get("additionalProperties") is False or "patternProperties" in s, path
             for k, v in s.items():
@@ -100,7 +108,14 @@ def test_json_format(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(BAD)
     assert main(["validate", "--format", "json", "key_typo_hiden.yaml"]) == 1
     (d,) = json.loads(capsys.readouterr().out)
-    assert d == {"file": "key_typo_hiden.yaml", "line": 19, "col": 47, "severity": "error", "path": "$.nodes.dec.hiden", "message": "unknown key 'hiden' (did you mean 'hidden'?)"}
+    assert d == {
+        "file": "key_typo_hiden.yaml",
+        "line": 19,
+        "col": 47,
+        "severity": "error",
+        "path": "$.nodes.dec.hiden",
+        "message": "unknown key 'hiden' (did you mean 'hidden'?)",
+    }
 
 
 def test_missing_file_is_a_usage_error(capsys):
@@ -110,7 +125,10 @@ def test_missing_file_is_a_usage_error(capsys):
 
 def test_warnings_alone_exit_zero(tmp_path):
     with open(os.path.join(ROOT, "specs", "vae_mnist.yaml")) as f:
-        text = f.read().replace("  x_mean: {op: sigmoid, in: x_logits}", "  x_mean: {op: sigmoid, in: x_logits}\n  spare:  {op: tanh, in: h}")
+        text = f.read().replace(
+            "  x_mean: {op: sigmoid, in: x_logits}",
+            "  x_mean: {op: sigmoid, in: x_logits}\n  spare:  {op: tanh, in: h}",
+        )
     p = tmp_path / "warn.yaml"
     p.write_text(text)
     assert main(["validate", str(p)]) == 0

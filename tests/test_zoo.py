@@ -16,7 +16,9 @@ from latentspec.train.evaluate import evaluate_run
 from latentspec.train.trainer import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ALL = sorted(glob.glob(os.path.join(ROOT, "specs", "*.yaml")) + glob.glob(os.path.join(ROOT, "tests", "gallery", "*.yaml")))
+ALL = sorted(
+    glob.glob(os.path.join(ROOT, "specs", "*.yaml")) + glob.glob(os.path.join(ROOT, "tests", "gallery", "*.yaml"))
+)
 
 
 def trained(path: str, tmp_path) -> tuple[str, list[dict]]:
@@ -43,7 +45,9 @@ def test_spec_trains_and_losses_go_down(path, tmp_path):
         mine = [r for r in rows if r["stage"] == s.name]
         for r in mine:
             assert all(math.isfinite(v) for v in r["train"].values()), r
-        weight = {t: term.weight if isinstance(term.weight, (int, float)) else 1.0 for t, term in spec.objective.items()}
+        weight = {
+            t: term.weight if isinstance(term.weight, (int, float)) else 1.0 for t, term in spec.objective.items()
+        }
         first, last = (sum(weight[t] * v for t, v in r["train"].items()) for r in (mine[0], mine[-1]))
         assert last < first, f"stage {s.name}: {first} -> {last}"
     result = evaluate_run(run)

@@ -139,7 +139,9 @@ class CompiledModel(nn.Module):
         for n in every:  # parameter owners first: `use:` and loop bodies refer to them
             if n.kind == "module":
                 if n.type == "python" and not allow_python:
-                    raise CompileError(f"node '{n.name}' runs Python code ({n.cfg.get('class')}); pass --allow-python to allow it")
+                    raise CompileError(
+                        f"node '{n.name}' runs Python code ({n.cfg.get('class')}); pass --allow-python to allow it"
+                    )
                 self.layers.add_module(_attr(n.name), node_component(n).build(node_context(self.spec, n)))
         for n in every:
             if n.kind == "module":

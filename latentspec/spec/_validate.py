@@ -5,9 +5,8 @@ Every check appends a diagnostic and carries on, so one run reports every proble
 
 from __future__ import annotations
 
-from typing import Any
-
 import heapq
+from typing import Any
 
 from latentspec.components import DATASETS, MODULES, OPS, OPTIMIZERS, SAMPLERS, TERMS
 from latentspec.components._node import Context, LatentInfo, ShapeError, TensorInfo
@@ -145,7 +144,10 @@ class Checker:
                 if known and s not in arrays:
                     self.error(path + ("from", i), f"dataset has no array '{s}'{did_you_mean(s, arrays)}")
                 elif known and arrays[s].shape != ():
-                    self.error(path + ("from", i), f"only scalar arrays can be stacked; '{s}' has shape {list(arrays[s].shape)}")
+                    self.error(
+                        path + ("from", i),
+                        f"only scalar arrays can be stacked; '{s}' has shape {list(arrays[s].shape)}",
+                    )
             k = len(f.source) * (2 if f.encode == "sincos" else 1)
             return TensorInfo((k,), "float32", range=tuple(f.scale) if f.scale else None)
         if f.source not in arrays:
@@ -289,11 +291,7 @@ class Checker:
                     self.error(
                         n.path + ("method",),
                         f"module {t.type} has no method '{n.method}'"
-                        + (
-                            f"; it has: {', '.join(MODULES[t.type].methods)}"
-                            if MODULES[t.type].methods
-                            else ""
-                        ),
+                        + (f"; it has: {', '.join(MODULES[t.type].methods)}" if MODULES[t.type].methods else ""),
                     )
                 n = NodeSpec(n.name, "use", t.type, t.name, n.inputs, n.outputs, t.cfg, n.method, None, None, n.path)
             elif n.body is not None:
@@ -380,7 +378,10 @@ class Checker:
                     succ[self.producers[t]].add(n.name)
         order, cycle = toposort(list(nodes), succ)
         if cycle:
-            self.error(nodes[cycle[0]].path, f"cycle {' -> '.join([*cycle, cycle[0]])}: only a `loop` node may feed a tensor back")
+            self.error(
+                nodes[cycle[0]].path,
+                f"cycle {' -> '.join([*cycle, cycle[0]])}: only a `loop` node may feed a tensor back",
+            )
             return list(nodes)
         return order
 
@@ -568,12 +569,18 @@ class Checker:
             local = dict(raw.get("inputs") or {})
             for t, decl in local.items():
                 if t in self.producers:
-                    self.error(path + ("inputs", t), f"'{t}' is already a tensor of the model ({self._who(t)}); an entry's own inputs need new names", key=True)
+                    self.error(
+                        path + ("inputs", t),
+                        f"'{t}' is already a tensor of the model ({self._who(t)}); an entry's own inputs need new names",
+                        key=True,
+                    )
                     continue
                 if t not in ins:
                     self.error(path + ("inputs", t), f"'{t}' is declared but not listed in this entry's `in`", key=True)
                 rng = decl.get("range") or ((0.0, 1.0) if decl.get("meaning") == "mask" else None)
-                self.infos[t] = TensorInfo(tuple(decl["shape"]), decl.get("dtype", "float32"), range=tuple(rng) if rng else None)
+                self.infos[t] = TensorInfo(
+                    tuple(decl["shape"]), decl.get("dtype", "float32"), range=tuple(rng) if rng else None
+                )
             for key, names in (("in", ins), ("out", outs)):
                 for i, t in enumerate(names):
                     if t not in self.producers and t not in local:

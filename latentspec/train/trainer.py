@@ -222,7 +222,11 @@ class Trainer:
             k = min(lat.dim, u.shape[1])
             codes = torch.zeros(len(x), lat.dim, dtype=torch.float64)
             codes[:, :k] = u[:, :k] * s[:k]
-            codes = codes / codes.norm(dim=1, keepdim=True).clamp_min(1e-12) * (lat.radius if lat.project == "l2_ball" else 1.0)
+            codes = (
+                codes
+                / codes.norm(dim=1, keepdim=True).clamp_min(1e-12)
+                * (lat.radius if lat.project == "l2_ball" else 1.0)
+            )
             self.model.module_of(name).init_from(codes.float().to(self.device))
 
     def _fit_pca(self, stage: StageSpec) -> None:
@@ -381,11 +385,15 @@ class Trainer:
             forward = torch.compile(forward)
         return forward, plan, optimizer, [g["lr"] for g in optimizer.param_groups] if optimizer else []
 
-    def step(self, stage, forward, plan, optimizer, base_lrs, batch, step: int, frac_epoch: float) -> tuple[float, dict]:
+    def step(
+        self, stage, forward, plan, optimizer, base_lrs, batch, step: int, frac_epoch: float
+    ) -> tuple[float, dict]:
         """One optimizer step on ``batch``: the loss value and each term's value (tensors)."""
         if optimizer is not None and stage.schedule:
             cls = SCHEDULES[stage.schedule["schedule"]]
-            mult = cls().value(cls.resolve({k: v for k, v in stage.schedule.items() if k != "schedule"}), step, frac_epoch)
+            mult = cls().value(
+                cls.resolve({k: v for k, v in stage.schedule.items() if k != "schedule"}), step, frac_epoch
+            )
             for g, lr in zip(optimizer.param_groups, base_lrs):
                 g["lr"] = lr * mult
         amp = self.spec.train.amp and self.device.type == "cuda"
@@ -396,7 +404,9 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if stage.clip_grad:
-                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], stage.clip_grad)
+                torch.nn.utils.clip_grad_norm_(
+                    [p for g in optimizer.param_groups for p in g["params"]], stage.clip_grad
+                )
             optimizer.step()
             self._project(stage)
         return (loss.item() if torch.is_tensor(loss) else float(loss)), parts
