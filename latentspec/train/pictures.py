@@ -102,7 +102,8 @@ def epoch_samples(trainer, path: str, n: int = 16) -> None:
     data = trainer.test_data or trainer.train_data
     if recon is not None:
         gm, plan = model.graph([recon], training=True)
-        batch = data.batches(spec, 0, shuffle=False, batch=n)[0]
+        # evenly spaced examples: splits keep the dataset's order, which may be sorted by class
+        batch = {f: t[np.linspace(0, len(t) - 1, n).astype(np.int64)] for f, t in data.fields.items()}
         outs = gm(*trainer._args(plan, batch, torch.Generator().manual_seed(0)))
         xr = _to_image(spec, recon, outs[recon]).reshape(batch[x_name].shape)
         rows += [batch[x_name].numpy(), xr.float().cpu().numpy()]
