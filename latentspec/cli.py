@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--opset", type=int, default=18)
     x.add_argument("--checkpoint", choices=["last", "best"], default="last")
     x.add_argument("--entry", action="append", help="only these entry points")
+    x.add_argument("--direction", action="append", metavar="NAME=FIELD:A:B", help="store a latent editing direction: mean code of FIELD=B minus FIELD=A")
 
     s = sub.add_parser("sample", help="draw samples from a run's prior into a PNG grid")
     s.add_argument("run")
@@ -165,6 +166,7 @@ def cmd_export(args) -> int:
         opset=args.opset,
         which=args.checkpoint,
         entries=args.entry,
+        directions=args.direction,
     )
     print(f"wrote {args.out}: " + ", ".join(manifest["entries"]), file=sys.stderr)
     return 0

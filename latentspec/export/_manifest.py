@@ -1,0 +1,278 @@
+"""The bundle's ``manifest.json`` (docs/bundle-format.md): what each entry point takes and gives.
+
+Torch-free: everything here is read off the spec and the compiler's plan, so the same rules
+describe a tensor whichever format it is exported in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from typing import Any
+
+from latentspec.compiler._plan import Placeholder, Plan
+from latentspec.spec._model import EntrySpec, Spec
+
+FORMAT = "latentspec.bundle"
+FORMAT_VERSION = 1
+MEANINGS = ("image", "mask", "latent", "noise", "label", "iterations", "value")
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def plain_permissions(path: str) -> None:
+    """The permissions an ordinary open()/mkdir() would give (mkstemp/mkdtemp use 0600/0700)."""
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        plain_permissions(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_hashes(root: str) -> dict[str, str]:
+    """sha256 of every file under ``root`` but manifest.json, keyed by relative posix path."""
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            if rel != "manifest.json" and not name.startswith(".tmp-"):
+                out[rel] = sha256_file(path)
+    return out
+
+
+# -- tensors -------------------------------------------------------------------------------------
+
+
+def _range(r) -> list[float] | None:
+    return None if r is None else [float(r[0]), float(r[1])]
+
+
+def mask_tensors(spec: Spec, entry: EntrySpec | None = None) -> set[str]:
+    """Tensors that are masks: the third input of a masked_recon term, a name with "mask" in it,
+    or an entry-only input declared with ``meaning: mask``."""
+    terms = list(spec.objective.values()) + list(entry.terms if entry else ())
+    found = {t.inputs[2] for t in terms if t.term == "masked_recon" and len(t.inputs) >= 3}
+    if entry is not None:
+        found |= {t for t, decl in entry.local.items() if decl.get("meaning") == "mask"}
+    return found
+
+
+def latent_means(spec: Spec) -> dict[str, str]:
+    """{tensor: latent} for the means of latents: the first input of a reparameterize node
+    whose output is a latent (``z_mu`` of a VAE)."""
+    out = {}
+    for n in spec.nodes.values():
+        if n.kind == "op" and n.type == "reparameterize" and n.outputs and n.outputs[0] in spec.latents:
+            out.setdefault(n.inputs[0], n.outputs[0])
+    return out
+
+
+def iterations_default(spec: Spec, entry: EntrySpec, plan: Plan) -> int:
+    """The trip count a loop entry runs when the caller gives none."""
+    if entry.iterations is not None:
+        return int(entry.iterations)
+    for name in plan.loops:
+        return int(spec.nodes[name].cfg.get("steps", 2))
+    return 2
+
+
+def _batched_shape(ph: Placeholder) -> list:
+    batch = "batch" if ph.batch_factor == 1 else f"batch*{ph.batch_factor}"
+    return [batch, *(ph.shape or ())]
+
+
+def describe_input(spec: Spec, entry: EntrySpec, plan: Plan, ph: Placeholder) -> dict[str, Any]:
+    """One manifest input: name, dtype, shape, meaning, latent, range, distribution(, default)."""
+    info = spec.infos.get(ph.tensor)
+    d: dict[str, Any] = {
+        "name": ph.name,
+        "dtype": ph.dtype,
+        "shape": _batched_shape(ph),
+        "meaning": "value",
+        "latent": None,
+        "range": None,
+        "distribution": None,
+    }
+    if ph.kind == "steps":
+        d.update(shape=[], meaning="iterations", default=iterations_default(spec, entry, plan))
+        return d
+    if ph.kind == "noise":
+        d.update(meaning="noise", distribution=ph.distribution or "normal", latent=ph.latent)
+        return d
+    t = ph.tensor
+    declared = entry.local.get(t, {}).get("meaning")
+    rng = _range(info.range) if info is not None else None
+    shape = ph.shape or ()
+    if t in spec.latents:
+        d.update(meaning="latent", latent=t)
+    elif declared in MEANINGS and declared not in ("noise", "iterations", "latent"):
+        d["meaning"] = declared
+    elif t in mask_tensors(spec, entry) or "mask" in t.lower():
+        d["meaning"] = "mask"
+    elif ph.dtype == "int64" and info is not None and info.classes:
+        d["meaning"] = "label"
+        rng = [0, int(info.classes) - 1]
+    elif ph.dtype == "float32" and len(shape) == 3 and spec.producers.get(t) in ("field", "entry-input", None):
+        d["meaning"] = "image"
+    if d["meaning"] == "mask":
+        rng = rng or [0.0, 1.0]
+    d["range"] = rng
+    return d
+
+
+def describe_output(
+    spec: Spec, name: str, shape: tuple[int, ...] | None, dtype: str = "float32", batch_factor: int = 1
+) -> dict[str, Any]:
+    """One manifest output: name, dtype, shape, meaning, latent, range. ``batch_factor`` k > 1:
+    k rows per example (a stochastic node drawing k samples), leading axis ``batch*k``."""
+    info = spec.infos.get(name)
+    shape = tuple(shape if shape is not None else (info.shape if info is not None and info.shape else ()))
+    d: dict[str, Any] = {
+        "name": name,
+        "dtype": dtype,
+        "shape": ["batch" if batch_factor == 1 else f"batch*{batch_factor}", *shape],
+        "meaning": "value",
+        "latent": None,
+        "range": _range(info.range) if info is not None else None,
+        "distribution": None,
+    }
+    means = latent_means(spec)
+    if name in spec.latents:
+        d.update(meaning="latent", latent=name)
+    elif name in means:
+        d.update(meaning="latent", latent=means[name])
+    elif "mask" in name.lower():
+        d["meaning"] = "mask"
+    elif dtype == "int64" and info is not None and info.classes:
+        d.update(meaning="label", range=[0, int(info.classes) - 1])
+    elif dtype == "float32" and len(shape) == 3:
+        d["meaning"] = "image"
+    return d
+
+
+def code_output(spec: Spec, entry: EntrySpec) -> str | None:
+    """The ``code`` of an ``encode`` entry: the first output that is the mean of a latent,
+    else the first output that is a latent."""
+    if entry.name != "encode":
+        return None
+    means = latent_means(spec)
+    for t in entry.outputs:
+        if t in means:
+            return t
+    return next((t for t in entry.outputs if t in spec.latents), None)
+
+
+# -- the manifest --------------------------------------------------------------------------------
+
+
+def latents_block(spec: Spec) -> dict[str, Any]:
+    return {
+        name: {
+            "dim": lat.dim,
+            "prior": lat.prior,
+            "project": lat.project,
+            "radius": lat.radius if lat.project == "l2_ball" else None,
+            "table": lat.table,
+        }
+        for name, lat in spec.latents.items()
+    }
+
+
+def spec_block(text: str) -> dict[str, str]:
+    return {"text": text, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+
+
+def build_manifest(
+    spec: Spec,
+    spec_text: str,
+    entries: dict[str, dict],
+    root: str,
+    *,
+    metrics: dict | None = None,
+    directions: dict | None = None,
+    verified: dict | None = None,
+) -> dict[str, Any]:
+    """The manifest of the bundle folder ``root`` (its files hashed now)."""
+    from latentspec import __version__
+
+    files = file_hashes(root)
+    for e in entries.values():
+        e["sha256"] = files[e["file"]]
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "latentspec_version": __version__,
+        "name": spec.name,
+        "spec": spec_block(spec_text),
+        "latents": latents_block(spec),
+        "entries": entries,
+        "directions": directions or {},
+        "metrics": metrics or {},
+        "files": files,
+    }
+    if verified is not None:
+        manifest["verified"] = verified
+    return manifest
+
+
+def write_manifest(root: str, manifest: dict[str, Any]) -> None:
+    atomic_write_text(os.path.join(root, "manifest.json"), json.dumps(manifest, indent=2) + "\n")
+
+
+def run_metrics(run: str) -> dict[str, Any]:
+    """The run's ``eval.json`` (its split blocks), else the last epoch row's ``test`` metrics."""
+    path = os.path.join(run, "eval.json")
+    if os.path.isfile(path):
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            return {k: v for k, v in data.items() if isinstance(v, dict)}
+        except (OSError, json.JSONDecodeError):
+            pass
+    last = None
+    path = os.path.join(run, "metrics.jsonl")
+    if os.path.isfile(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if row.get("kind") == "epoch" and isinstance(row.get("test"), dict):
+                    last = row["test"]
+    return {"test": last} if last is not None else {}
