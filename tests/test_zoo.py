@@ -1,5 +1,5 @@
 """Every spec in specs/ and tests/gallery/ trains at a tiny size through all its stages, with
-finite losses that go down, and evaluates."""
+finite losses that go down, evaluates, and exports all its entry points with --verify."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 import pytest
 from _tiny import tiny_spec
 
+from latentspec.export import export_run
 from latentspec.spec import load_spec
 from latentspec.train.evaluate import evaluate_run
 from latentspec.train.trainer import train
@@ -52,3 +53,7 @@ def test_spec_trains_and_losses_go_down(path, tmp_path):
         assert last < first, f"stage {s.name}: {first} -> {last}"
     result = evaluate_run(run)
     assert all(math.isfinite(v) for v in result["test"].values() if isinstance(v, float))
+    manifest = export_run(run, str(tmp_path / "bundle"), verify=True)
+    assert set(manifest["entries"]) == set(spec.export)
+    assert set(manifest["verified"]) == set(spec.export)
+    assert manifest["metrics"]["test"] == result["test"]
