@@ -51,6 +51,17 @@ class VAE(nn.Module):
         return self.decode(z), mu, logvar
 
 
+def hand_step(model, opt, x, g) -> float:
+    """One hand-written training step: single-sample negative ELBO, Adam."""
+    logits, mu, logvar = model(x, torch.randn(len(x), 20, generator=g))
+    loss = F.binary_cross_entropy_with_logits(logits, x.flatten(1), reduction="sum") / len(x)
+    loss = loss + 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
 def neg_elbo(model, x, g):
     mu, logvar = model.encode(x)
     z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g)
@@ -69,15 +80,9 @@ def hand_written(spec, epochs: int) -> dict:
     for epoch in range(epochs):
         for batch in train.batches(spec, epoch):
             t0 = time.perf_counter()
-            x = batch["x"]
-            logits, mu, logvar = model(x, torch.randn(len(x), 20, generator=g))
-            loss = F.binary_cross_entropy_with_logits(logits, x.flatten(1), reduction="sum") / len(x)
-            loss = loss + 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            hand_step(model, opt, batch["x"], g)
             seconds += time.perf_counter() - t0
-            images += len(x)
+            images += len(batch["x"])
     with torch.no_grad():
         ge = torch.Generator().manual_seed(spec.seed + 104729)
         x = test.fields["x"]
@@ -113,14 +118,7 @@ def interleaved_throughput(spec, blocks: int = 12, steps: int = 10) -> dict:
         batches = [b for b in trainer.train_data.batches(spec, 0) if len(b["x"]) == spec.data.batch]
 
         def hand(batch):
-            x = batch["x"]
-            logits, mu, logvar = model(x, torch.randn(len(x), 20, generator=g))
-            loss = F.binary_cross_entropy_with_logits(logits, x.flatten(1), reduction="sum") / len(x)
-            loss = loss + 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1).mean()
-            hopt.zero_grad(set_to_none=True)
-            loss.backward()
-            hopt.step()
-            return loss.item()
+            return hand_step(model, hopt, batch["x"], g)
 
         def compiled_step(batch):
             return trainer.step(stage, forward, plan, opt, lrs, batch, 0, 0.0)
