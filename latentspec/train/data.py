@@ -166,7 +166,6 @@ class SplitData:
             for name in names:
                 fields[name] = torch.from_numpy(_field_array(spec.data.fields[name], arrays, keep, spec.infos[name]))
         labels = None
-        sampler = SAMPLERS[spec.data.sampler]
         if spec.data.sampler == "class_balanced":
             lf = spec.data.sampler_cfg.get("field") or next(
                 (f for f in spec.data.fields if spec.infos[f].dtype == "int64" and spec.infos[f].classes), None
@@ -174,7 +173,6 @@ class SplitData:
             if lf is None:
                 raise DataError("sampler class_balanced needs an integer label field (with `classes`)")
             labels = fields[lf].numpy()
-        del sampler
         return cls(fields, groups, sizes, labels)
 
     def batches(

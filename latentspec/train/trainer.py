@@ -292,11 +292,11 @@ class Trainer:
                 else math.ceil(stage.steps / max(1, len(self.train_data.batches(spec, 0))))
             )
             for epoch in range(self.state["epoch"], n_epochs):
-                summary = self._epoch(si, stage, epoch, forward, plan, optimizer, base_lrs)
+                summary = self._epoch(si, stage, epoch, n_epochs, forward, plan, optimizer, base_lrs)
             self.state.update(stage=si + 1, epoch=0)
         return summary
 
-    def _epoch(self, si, stage, epoch, forward, plan, optimizer, base_lrs) -> dict:
+    def _epoch(self, si, stage, epoch, n_epochs, forward, plan, optimizer, base_lrs) -> dict:
         spec = self.spec
         batches = self.train_data.batches(spec, epoch + 1000 * si, shard=(self.dist.rank, self.dist.world))
         sums, count, seconds = {}, 0, 0.0
@@ -306,7 +306,7 @@ class Trainer:
 
             bar = tqdm(
                 total=len(batches),
-                desc=f"{stage.name} {epoch + 1}/{stage.epochs}",
+                desc=f"{stage.name} {epoch + 1}/{n_epochs}",
                 leave=False,
                 file=sys.stderr,
                 dynamic_ncols=True,
@@ -352,7 +352,7 @@ class Trainer:
             "images_per_second": count / max(seconds, 1e-9),
             "train": train,
         }
-        last_epoch = epoch + 1 == stage.epochs
+        last_epoch = epoch + 1 == n_epochs
         every = spec.train.eval_every
         if self.test_data is not None and (last_epoch or (every and (epoch + 1) % every == 0)):
             row["test"] = self.evaluate(stage, self.test_data)
@@ -361,7 +361,7 @@ class Trainer:
             msg = " ".join(f"{k}={v:.4g}" for k, v in train.items())
             test = " ".join(f"{k}={v:.4g}" for k, v in row.get("test", {}).items())
             print(
-                f"[{stage.name}] epoch {epoch + 1}/{stage.epochs} {row['images_per_second']:.0f} img/s  train {msg}"
+                f"[{stage.name}] epoch {epoch + 1}/{n_epochs} {row['images_per_second']:.0f} img/s  train {msg}"
                 + (f"  test {test}" if test else ""),
                 file=sys.stderr,
             )
