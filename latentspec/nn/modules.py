@@ -66,8 +66,11 @@ class FlatConcat(nn.Module):
     def __init__(self, classes: Sequence[int | None]) -> None:
         super().__init__()
         self.encoders = nn.ModuleList(OneHot(k) if k else nn.Identity() for k in classes)
+        self.plain = len(classes) == 1 and not classes[0]  # the common case: one float input
 
     def forward(self, *xs: Tensor) -> Tensor:
+        if self.plain:
+            return xs[0].flatten(1)
         parts = [enc(x).flatten(1) for enc, x in zip(self.encoders, xs, strict=True)]
         return parts[0] if len(parts) == 1 else torch.cat(parts, 1)  # (B, Σ D_i)
 

@@ -45,6 +45,8 @@ def batch_args(model: CompiledModel, plan, batch: dict, generator: torch.Generat
     """The graph's positional inputs: batch fields, and noise drawn from ``generator``."""
     n = len(next(iter(batch.values())))
     noise = iter(model.draw_noise(plan, n, generator))
+    if device.type == "cpu":  # no per-tensor .to() calls on the hot path
+        return [next(noise) if ph.kind == "noise" else batch[ph.tensor] for ph in plan.placeholders]
     return [
         next(noise).to(device) if ph.kind == "noise" else batch[ph.tensor].to(device, non_blocking=True)
         for ph in plan.placeholders
@@ -157,17 +159,21 @@ class Trainer:
 
     # -- stages ---------------------------------------------------------------------------------
     def _optimizer(self, stage: StageSpec) -> torch.optim.Optimizer | None:
-        groups, named = [], set()
+        """One parameter group per distinct setting (nodes without overrides share one): fewer
+        groups, less per-step bookkeeping in the optimizer."""
         cfg = stage.optimizer
         overrides = cfg.get("groups") or {}
+        by_setting: dict[tuple, dict] = {}
         for name in stage.trainable:
-            params = [p for p in self.model.module_of(name).parameters()]
+            params = list(self.model.module_of(name).parameters())
             if not params:
                 continue
-            g = {"params": params, "name": name}
-            g.update(overrides.get(name, {}))
-            groups.append(g)
-            named.add(name)
+            setting = overrides.get(name, {})
+            key = tuple(sorted(setting.items()))
+            g = by_setting.setdefault(key, {"params": [], "nodes": [], **setting})
+            g["params"] += params
+            g["nodes"].append(name)
+        groups = list(by_setting.values())
         if not groups:
             return None
         opt = OPTIMIZERS[cfg["name"]]()
@@ -324,7 +330,7 @@ class Trainer:
             seconds += time.perf_counter() - t0
             self.state["step"] = step + 1
             for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v.item() * n
+                sums[k] = sums.get(k, 0.0) + v * n
             count += n
             if self.state["step"] % spec.train.log_every == 0:
                 self._log(
@@ -334,7 +340,7 @@ class Trainer:
                         "epoch": epoch + 1,
                         "step": self.state["step"],
                         "loss": loss_value,
-                        "terms": {k: v.item() for k, v in parts.items()},
+                        "terms": parts,
                     }
                 )
             if bar is not None:
@@ -409,7 +415,9 @@ class Trainer:
                 )
             optimizer.step()
             self._project(stage)
-        return (loss.item() if torch.is_tensor(loss) else float(loss)), parts
+        # one host sync for the loss and every term
+        values = torch.stack([loss.detach(), *(v.detach() for v in parts.values())]).tolist()
+        return values[0], dict(zip(parts, values[1:]))
 
     def _checkpoint(self, optimizer, row: dict | None) -> None:
         if not self.dist.main:
