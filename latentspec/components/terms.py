@@ -153,21 +153,21 @@ class LaplacianL1(TermComponent):
 
     Lap1 = Σ_j w_j · mean |L^j(x̂) − L^j(x)|, the mean over each level's elements (C·H_j·W_j);
     the pyramid blurs with a 5×5 binomial kernel and subsamples by 2, L^j = G^j − up(G^{j+1})
-    and the last level is the blurred residual. The paper writes Σ_j 2^(2j) ‖L^j(x̂) − L^j(x)‖₁
-    with ‖·‖₁ a sum over pixels; level j has 4^(−j) of the pixels of level 0, so that is
-    N_0 · Σ_j mean_j: equal weights on the per-level means (the default, w_j = 1), up to the
-    constant N_0. Sources differ on the exponent's sign; set ``weights`` to choose another balance.
+    and the last level is the blurred residual. Default w_j = 2^(2j) on the level means, as
+    PAPERS.md writes the formula. Note the paper's ‖·‖₁ sums over pixels and level j has 4^(−j)
+    of level 0's pixels, so its Σ_j 2^(2j) ‖·‖₁ equals N_0 · Σ_j mean_j: `weights: [1, 1, 1]`
+    reproduces that balance. Sources differ on the exponent's sign; ``weights`` chooses.
     """
 
     params = (
         Param("levels", "int", 3, "pyramid levels", minimum=1),
-        Param("weights", "floats", None, "per-level weights on the level means (default: all 1, the paper's balance)"),
+        Param("weights", "floats", None, "per-level weights on the level means (default 2^(2j))"),
     )
 
     def weights(self, ctx: Context) -> list[float]:
         levels, weights = ctx.cfg["levels"], ctx.cfg["weights"]
         if weights is None:
-            return [1.0] * levels
+            return [4.0**j for j in range(levels)]
         if len(weights) != levels:
             raise ShapeError(f"laplacian_l1: {len(weights)} weights for {levels} levels")
         return list(weights)
