@@ -72,7 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--opset", type=int, default=18)
     x.add_argument("--checkpoint", choices=["last", "best"], default="last")
     x.add_argument("--entry", action="append", help="only these entry points")
-    x.add_argument("--direction", action="append", metavar="NAME=FIELD:A:B", help="store a latent editing direction: mean code of FIELD=B minus FIELD=A")
+    x.add_argument(
+        "--direction",
+        action="append",
+        metavar="NAME=FIELD:A:B",
+        help="store a latent editing direction: mean code of FIELD=B minus FIELD=A",
+    )
 
     s = sub.add_parser("sample", help="draw samples from a run's prior into a PNG grid")
     s.add_argument("run")
@@ -109,11 +114,9 @@ def cmd_validate(args) -> int:
 
 
 def _load(path: str, overrides: list[str]):
-    from latentspec.spec import SpecError, load_spec
+    from latentspec.spec import load_spec
 
-    spec = load_spec(path, overrides)
-    del SpecError
-    return spec
+    return load_spec(path, overrides)
 
 
 def cmd_compile(args) -> int:

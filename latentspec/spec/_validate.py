@@ -92,7 +92,7 @@ class Checker:
         arrays = {}
         try:
             arrays = cls().arrays(cfg)
-        except (ValueError, OSError, Exception) as exc:
+        except Exception as exc:
             self.error(("data", "dataset"), f"dataset {name}: {exc}")
         sampler = raw.get("sampler", "shuffle")
         sname, scfg = (sampler, {}) if isinstance(sampler, str) else next(iter(sampler.items()))
