@@ -57,7 +57,18 @@ def main() -> None:
                     gm(zt)
                 times["torch"] += time.perf_counter() - t0
     us = {k: v / (per * args.blocks) * 1e6 for k, v in times.items()}
-    print(json.dumps({"batch": args.batch, "threads": args.threads, "us_per_call": us, "speedup": us["torch"] / us["runtime"], "providers": bundle.providers}, indent=2))
+    print(
+        json.dumps(
+            {
+                "batch": args.batch,
+                "threads": args.threads,
+                "us_per_call": us,
+                "speedup": us["torch"] / us["runtime"],
+                "providers": bundle.providers,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

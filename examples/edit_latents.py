@@ -31,7 +31,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--train-rows", type=int, default=4000)
     args = ap.parse_args(argv)
 
-    spec = load_spec(os.path.join(HERE, "..", "specs", "vae_mnist.yaml"), [f"train.epochs={args.epochs}", f"data.split.train={args.train_rows}", "data.split.test=500"])
+    spec = load_spec(
+        os.path.join(HERE, "..", "specs", "vae_mnist.yaml"),
+        [f"train.epochs={args.epochs}", f"data.split.train={args.train_rows}", "data.split.test=500"],
+    )
     run, bundle_dir = os.path.join(args.out, "run"), os.path.join(args.out, "bundle")
     train(spec, run, quiet=True, resume=os.path.isdir(run))
     export_run(run, bundle_dir, formats=["onnx"], verify=True, directions=["one_to_seven=y:1:7"])
@@ -46,7 +49,9 @@ def main(argv=None) -> dict:
     mean7, mean1 = sevens.mean(0), ones.mean(0)
     d7 = [float(np.abs(r - mean7).mean()) for r in rows]
     d1 = [float(np.abs(r - mean1).mean()) for r in rows]
-    print(f"L1 to the mean 7 along alpha = 0, .5, 1, 1.5: {', '.join(f'{v:.3f}' for v in d7)}; wrote {os.path.join(args.out, 'edit.png')}")
+    print(
+        f"L1 to the mean 7 along alpha = 0, .5, 1, 1.5: {', '.join(f'{v:.3f}' for v in d7)}; wrote {os.path.join(args.out, 'edit.png')}"
+    )
     return {"to_seven": d7, "to_one": d1}
 
 

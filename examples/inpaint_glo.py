@@ -34,7 +34,15 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
 
     spec_path = os.path.join(HERE, "..", "tests", "gallery", "glo.yaml")
-    spec = load_spec(spec_path, [f"train.epochs={args.epochs}", f"data.split.train={args.train_rows}", "data.split.test=256", f"export.inpaint.steps={args.steps}"])
+    spec = load_spec(
+        spec_path,
+        [
+            f"train.epochs={args.epochs}",
+            f"data.split.train={args.train_rows}",
+            "data.split.test=256",
+            f"export.inpaint.steps={args.steps}",
+        ],
+    )
     run, bundle_dir = os.path.join(args.out, "run"), os.path.join(args.out, "bundle")
     train(spec, run, quiet=True, resume=os.path.isdir(run))
     export_run(run, bundle_dir, formats=["onnx"], verify=True)
@@ -49,7 +57,9 @@ def main(argv=None) -> dict:
     err = float(np.abs(result - x)[hole].mean())
     baseline = float(np.abs(x.mean(0, keepdims=True).repeat(len(x), 0) - x)[hole].mean())
     save_png(os.path.join(args.out, "inpaint.png"), grid(np.concatenate([x, x * mask, result]), ncol=16))
-    print(f"hole L1 error {err:.4f} (mean-image baseline {baseline:.4f}); wrote {os.path.join(args.out, 'inpaint.png')}")
+    print(
+        f"hole L1 error {err:.4f} (mean-image baseline {baseline:.4f}); wrote {os.path.join(args.out, 'inpaint.png')}"
+    )
     return {"hole_l1": err, "baseline_l1": baseline}
 
 

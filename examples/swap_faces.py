@@ -50,7 +50,9 @@ def main(argv=None) -> dict:
     err = float(np.abs(swapped - truth).mean())
     baseline = float(np.abs(a - truth).mean())  # "swap" that returns A unchanged
     save_png(os.path.join(args.out, "swap.png"), grid(np.concatenate([a, swapped, truth]), ncol=8))
-    print(f"swap L1 error to ground truth {err:.4f} (unchanged-A baseline {baseline:.4f}); wrote {os.path.join(args.out, 'swap.png')}")
+    print(
+        f"swap L1 error to ground truth {err:.4f} (unchanged-A baseline {baseline:.4f}); wrote {os.path.join(args.out, 'swap.png')}"
+    )
     return {"swap_l1": err, "baseline_l1": baseline}
 
 

@@ -34,9 +34,9 @@ def test_train_export_deploy(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_directions_travel_with_the_bundle(tmp_path):
-    import latentspec_runtime
     import numpy as np
 
+    import latentspec_runtime
     from latentspec.export import export_run
     from latentspec.spec import load_spec
     from latentspec.train.trainer import train

@@ -18,6 +18,7 @@ if str(HERE) not in sys.path:  # for `import _bundles` under any pytest import m
     sys.path.insert(0, str(HERE))
 
 import _bundles  # noqa: E402
+
 import latentspec_runtime  # noqa: E402
 
 

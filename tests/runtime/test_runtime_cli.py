@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from latentspec_runtime import Bundle
 from latentspec_runtime.cli import main
-from PIL import Image
 
 
 def cli(env: dict[str, str], *args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

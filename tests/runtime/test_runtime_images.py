@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from latentspec_runtime import InputError
 from latentspec_runtime._images import grid, read_image, read_inputs, to_uint8, write_image
-from PIL import Image
 
 
 def test_grid_layouts() -> None:

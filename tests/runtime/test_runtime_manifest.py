@@ -8,6 +8,7 @@ from pathlib import Path
 import _bundles
 import numpy as np
 import pytest
+
 from latentspec_runtime import Bundle, BundleError
 
 

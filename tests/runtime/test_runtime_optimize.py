@@ -13,6 +13,7 @@ import _bundles
 import numpy as np
 import onnxruntime as ort
 import pytest
+
 from latentspec_runtime import Bundle, InputError
 from latentspec_runtime._optimize import project
 

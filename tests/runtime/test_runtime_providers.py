@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+
 from latentspec_runtime import Bundle, BundleError, InputError
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()

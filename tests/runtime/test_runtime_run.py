@@ -5,6 +5,7 @@ from __future__ import annotations
 import _bundles
 import numpy as np
 import pytest
+
 from latentspec_runtime import Bundle, BundleError, InputError
 
 
