@@ -10,6 +10,7 @@ same bits whatever the batch length; trigonometry is done per item with :mod:`ma
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 import hashlib
@@ -510,14 +511,16 @@ class ProceduralDataset(DatasetSpec):
     description: ClassVar[str] = ""
     render_batch: ClassVar[RenderBatch]
 
+    @abc.abstractmethod
     def factor_defs(self, cfg: dict) -> tuple[Factor, ...]:
-        raise NotImplementedError
+        """The dataset's generating factors with their full domains."""
 
     def render_opts(self, cfg: dict) -> dict[str, Any]:
         return {"image_size": int(cfg["image_size"])}
 
+    @abc.abstractmethod
     def rendered_arrays(self, cfg: dict) -> dict[str, ArrayInfo]:
-        raise NotImplementedError
+        """The arrays ``render_batch`` draws (images, masks, joints), per item."""
 
     def factors(self, cfg: dict) -> tuple[Factor, ...]:
         """The factors with the ``factors:`` parameter applied (ValueError if it is invalid)."""
