@@ -48,7 +48,8 @@ def main(argv=None) -> dict:
     export_run(run, bundle_dir, formats=["onnx"], verify=True)
 
     bundle = Bundle.load(bundle_dir, device="cpu")
-    x = SplitData.build(spec, "test").fields["x"][:16].numpy()  # (16, 1, 28, 28) in [0, 1]
+    test = SplitData.build(spec, "test").fields["x"]
+    x = test[np.linspace(0, len(test) - 1, 16).astype(int)].numpy()  # (16, 1, 28, 28) in [0, 1], all classes
     mask = np.ones_like(x)
     mask[:, :, 14:, :] = 0.0  # the lower half is unknown
     filled = bundle.inpaint(x, mask)["x_hat"]

@@ -13,7 +13,7 @@ EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "examples", "*.py")))
 SMALL = {
     "deploy_onnxruntime.py": ["--epochs", "1"],
     "edit_latents.py": ["--epochs", "8"],
-    "inpaint_glo.py": ["--epochs", "2", "--train-rows", "300", "--steps", "30"],
+    "inpaint_glo.py": ["--epochs", "5", "--train-rows", "1500", "--steps", "100"],
     "swap_faces.py": ["--epochs", "2", "--size", "600"],
 }
 

@@ -290,10 +290,14 @@ def _runtime_optimize(bundle, ex: Exported, inputs: Inputs) -> list[Check]:
         steps = block["steps"]
         got = bundle.run(ex.name, given)
     ref = reference_optimize(og, block, args, steps=steps, seed=seed)
+    # The result (outputs and loss) must match; the variable itself is not compared: Adam's
+    # first steps move every coordinate by ±lr whatever its gradient's size, so a coordinate
+    # the loss barely depends on can take either sign from float32 rounding alone (seen: a
+    # trained GLO code off by 0.02 while its image matched to 1e-5).
     return [
         Check(ex.name, f"{k} (runtime loop, {steps} steps)", REFERENCE_BATCH, *compare(v, got[k], RUNTIME_TOLERANCE))
         for k, v in ref.items()
-        if k in got
+        if k in got and k != block["variable"]
     ]
 
 
