@@ -13,7 +13,7 @@ from latentspec.errors import RunError
 from latentspec.spec import Spec
 from latentspec.train.checkpoint import atomic_write_text
 from latentspec.train.data import SplitData
-from latentspec.train.trainer import build_term, evaluate_terms, load_run
+from latentspec.train.trainer import build_term, evaluate_terms, held_out_terms, load_run
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -151,7 +151,8 @@ def evaluate_run(
         raise RunError("the spec's data.split has no test part to evaluate on")
     test = SplitData.build(spec, "test")
     terms = {name: build_term(spec, t) for name, t in spec.objective.items()}
-    result = {"test": evaluate_terms(spec, model, terms, tuple(spec.objective), test, torch.device(device))}
+    names = held_out_terms(spec, tuple(spec.objective))
+    result = {"test": evaluate_terms(spec, model, terms, names, test, torch.device(device))}
     if find_vae(spec) is not None:
         result["test"].update(vae_metrics(spec, model, test, iwae, spec.seed + 104729))
     elif iwae:

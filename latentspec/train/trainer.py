@@ -53,6 +53,20 @@ def batch_args(model: CompiledModel, plan, batch: dict, generator: torch.Generat
     ]
 
 
+def held_out_terms(spec: Spec, names) -> tuple[str, ...]:
+    """The terms that mean something on held-out data: not those computed from a latent table,
+    whose codes exist only for training rows (GLO evaluates new data through `invert`)."""
+    from latentspec.compiler import plan
+
+    out = []
+    for name in names:
+        p = plan(spec, spec.objective[name].inputs, training=True)
+        tables = {lat.index for lat in spec.latents.values() if lat.table}
+        if not any(ph.tensor in tables for ph in p.placeholders):
+            out.append(name)
+    return tuple(out)
+
+
 @torch.no_grad()
 def evaluate_terms(
     spec: Spec, model: CompiledModel, terms: dict, names, data: SplitData, device: torch.device
@@ -254,9 +268,10 @@ class Trainer:
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self, stage: StageSpec, data: SplitData) -> dict[str, float]:
+        names = held_out_terms(self.spec, stage.terms)
         return {
             k: self.dist.mean(v)
-            for k, v in evaluate_terms(self.spec, self.model, self.terms, stage.terms, data, self.device).items()
+            for k, v in evaluate_terms(self.spec, self.model, self.terms, names, data, self.device).items()
         }
 
     # -- the loop -------------------------------------------------------------------------------
@@ -280,7 +295,7 @@ class Trainer:
                 if not (resumed and si == self.state["stage"] and self.state.get("fitted")):
                     self._fit_pca(stage)
                     row = {"kind": "fit", "stage": stage.name, "step": self.state["step"]}
-                    if self.test_data is not None and stage.terms:
+                    if self.test_data is not None and held_out_terms(self.spec, stage.terms):
                         row["test"] = self.evaluate(stage, self.test_data)
                     self._log(row)
                 self.state.update(stage=si, epoch=0, fitted=True)
@@ -360,7 +375,11 @@ class Trainer:
         }
         last_epoch = epoch + 1 == n_epochs
         every = spec.train.eval_every
-        if self.test_data is not None and (last_epoch or (every and (epoch + 1) % every == 0)):
+        if (
+            self.test_data is not None
+            and held_out_terms(self.spec, stage.terms)
+            and (last_epoch or (every and (epoch + 1) % every == 0))
+        ):
             row["test"] = self.evaluate(stage, self.test_data)
         self._log(row)
         if not self.quiet:
