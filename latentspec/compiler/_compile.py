@@ -7,7 +7,7 @@ import operator
 import torch
 from torch import fx, nn
 
-from latentspec.compiler._plan import Plan, loop_inputs, node_component, node_context, node_noise, plan
+from latentspec.compiler._plan import Plan, node_component, node_context, node_noise, plan
 from latentspec.errors import UserError
 from latentspec.spec._model import NodeSpec, Spec
 
@@ -33,7 +33,7 @@ class LoopModule(nn.Module):
         super().__init__()
         self.node = node
         self.state_names = tuple(node.state)
-        self.inputs = loop_inputs(node)
+        self.inputs = node.reads
         self.steps = steps
         # shared modules are the root's; a plain list keeps them out of this module's state_dict
         self._fns = [fns]
@@ -221,7 +221,7 @@ class CompiledModel(nn.Module):
             if name in p.skipped:
                 env[n.outputs[0]] = get(n.inputs[0])
                 continue
-            ins = loop_inputs(n) if n.body is not None else n.inputs
+            ins = n.reads
             args = [get(t) for t in ins] + [env[f"{name}:{x.suffix}"] for x in node_noise(spec, n)]
             kwargs = {"steps": env["steps"]} if name in p.loops else {}
             target = _attr(n.owner if n.kind == "use" else name)

@@ -43,18 +43,8 @@ def node_component(n: NodeSpec):
 
 
 def node_context(spec: Spec, n: NodeSpec) -> Context:
-    ins = loop_inputs(n) if n.body is not None else n.inputs
+    ins = n.reads
     return Context(n.name, n.cfg, ins, n.outputs, tuple(spec.infos.get(t, TensorInfo()) for t in ins), spec.latents)
-
-
-def loop_inputs(n: NodeSpec) -> tuple[str, ...]:
-    local = set(n.state or {}) | {t for b in n.body.values() for t in b.outputs}
-    reads = [t for b in n.body.values() for t in b.inputs if t not in local]
-    return tuple(dict.fromkeys([*(n.state or {}).values(), *reads]))
-
-
-def _inputs_of(n: NodeSpec) -> tuple[str, ...]:
-    return loop_inputs(n) if n.body is not None else n.inputs
 
 
 def node_noise(spec: Spec, n: NodeSpec) -> list[Noise]:
@@ -89,7 +79,7 @@ def plan(
         seen.add(t)
         p = producers.get(t)
         if p in spec.nodes:
-            return any(reaches(x, seen) for x in _inputs_of(spec.nodes[p]))
+            return any(reaches(x, seen) for x in spec.nodes[p].reads)
         return False
 
     stack = list(outputs)
@@ -116,12 +106,7 @@ def plan(
                 prior_cut.add(t)
             continue
         n = spec.nodes[p]
-        if (
-            lat is not None
-            and lat.prior != "none"
-            and not training
-            and not any(reaches(x, set()) for x in _inputs_of(n))
-        ):
+        if lat is not None and lat.prior != "none" and not training and not any(reaches(x, set()) for x in n.reads):
             prior_cut.add(t)
             continue
         if (
@@ -135,7 +120,7 @@ def plan(
             stack.append(n.inputs[0])  # the identity outside training
             continue
         needed_nodes.add(n.name)
-        stack.extend(_inputs_of(n))
+        stack.extend(n.reads)
 
     order = [name for name in spec.nodes if name in needed_nodes]
     # placeholders: inputs in the given order, fields, the variable, prior noise, node noise
@@ -144,7 +129,7 @@ def plan(
     if variable:
         placeholders[variable] = Placeholder(variable, variable, "variable", spec.infos[variable].shape)
     if training:
-        used = {x for name in order for x in _inputs_of(spec.nodes[name])} | set(outputs)
+        used = {x for name in order for x in spec.nodes[name].reads} | set(outputs)
         used |= {spec.latents[t].index for t in used if t in spec.latents and spec.latents[t].table}
         for f in spec.data.fields:
             if f in used and f not in placeholders:

@@ -53,9 +53,7 @@ def graph_text(spec: Spec, fmt: str) -> str:
             nodes.append((name, f"{name} {_shape(spec, name)}", "latent"))
     for name, n in spec.nodes.items():
         nodes.append((f"n_{name}", f"{name}: {n.type if n.kind != 'use' else 'use ' + n.owner}", "node"))
-        from latentspec.compiler._plan import loop_inputs
-
-        for t in loop_inputs(n) if n.body is not None else n.inputs:
+        for t in n.reads:
             edges.append((t, f"n_{name}"))
         for t in n.outputs:
             if t not in spec.data.fields and spec.producers.get(t) != "latent":

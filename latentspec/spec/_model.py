@@ -53,6 +53,16 @@ class NodeSpec:
     state: dict[str, str] | None = None  # loop: state tensor -> initial tensor
     path: tuple = ()
 
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The outer tensors the node reads: its inputs; for a loop, the initial states, then
+        what its body reads from outside."""
+        if self.body is None:
+            return self.inputs
+        local = set(self.state or {}) | {t for b in self.body.values() for t in b.outputs}
+        outer = [t for b in self.body.values() for t in b.inputs if t not in local]
+        return tuple(dict.fromkeys([*(self.state or {}).values(), *outer]))
+
 
 @dataclasses.dataclass(frozen=True)
 class TermSpec:

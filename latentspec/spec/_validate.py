@@ -311,15 +311,6 @@ class Checker:
             out[name] = n
         return out
 
-    def loop_inputs(self, n: NodeSpec) -> tuple[str, ...]:
-        """Outer tensors a loop reads: the initial states, then what its body reads from outside."""
-        local = set(n.state or {}) | {t for b in n.body.values() for t in b.outputs}
-        reads = [t for b in n.body.values() for t in b.inputs if t not in local]
-        return tuple(dict.fromkeys([*(n.state or {}).values(), *reads]))
-
-    def node_inputs(self, n: NodeSpec) -> tuple[str, ...]:
-        return self.loop_inputs(n) if n.body is not None else n.inputs
-
     def check_arity(self, n: NodeSpec) -> bool:
         if n.body is not None:
             for s in n.state or {}:
@@ -367,7 +358,7 @@ class Checker:
                     self.produce(t, n.name, n.path + (("out", i) if "out" in (self.raw_at(n.path) or {}) else ()))
         succ: dict[str, set[str]] = {name: set() for name in nodes}
         for n in nodes.values():
-            ins = self.node_inputs(n)
+            ins = n.reads
             for t in ins:
                 if t not in self.producers:
                     where = n.path + ("in",) if t in n.inputs else n.path + ("body",)
@@ -395,12 +386,12 @@ class Checker:
         return cur
 
     def infer(self, n: NodeSpec, latents: dict[str, LatentInfo]) -> None:
-        ins = tuple(self.infos.get(t, TensorInfo()) for t in self.node_inputs(n))
+        ins = tuple(self.infos.get(t, TensorInfo()) for t in n.reads)
         if n.body is not None:
             self.infer_loop(n, ins, latents)
             return
         cls = MODULES[n.type] if n.kind in ("module", "use") else OPS[n.type]
-        ctx = Context(n.name, n.cfg, self.node_inputs(n), n.outputs, ins, latents)
+        ctx = Context(n.name, n.cfg, n.reads, n.outputs, ins, latents)
         try:
             outs = cls().infer(ctx) if not n.method else [TensorInfo(None)]
         except ShapeError as exc:
@@ -655,7 +646,7 @@ class Checker:
                 if self._training_only(n, latents):
                     need.append(n.inputs[0])  # exported as the identity
                 else:
-                    need.extend(self.node_inputs(n))
+                    need.extend(n.reads)
 
     def _training_only(self, n: NodeSpec, latents) -> bool:
         if n.kind != "op" or n.body is not None:
@@ -664,7 +655,7 @@ class Checker:
         return OPS[n.type]().training_only(Context(n.name, n.cfg, n.inputs, n.outputs, ins, latents))
 
     def _reaches_inputs(self, n: NodeSpec, given: set, nodes) -> bool:
-        stack, seen = list(self.node_inputs(n)), set()
+        stack, seen = list(n.reads), set()
         while stack:
             t = stack.pop()
             if t in given:
@@ -674,11 +665,11 @@ class Checker:
             seen.add(t)
             p = self.producers.get(t)
             if p in nodes:
-                stack.extend(self.node_inputs(nodes[p]))
+                stack.extend(nodes[p].reads)
         return False
 
     def dead_nodes(self, nodes: dict[str, NodeSpec], objective, export) -> None:
-        used = {t for n in nodes.values() for t in self.node_inputs(n)}
+        used = {t for n in nodes.values() for t in n.reads}
         used |= {t for term in objective.values() for t in term.inputs}
         used |= {t for e in export.values() for t in (*e.outputs, *(x for term in e.terms for x in term.inputs))}
         for n in nodes.values():
@@ -713,7 +704,7 @@ class Checker:
         arity_ok = {n: self.check_arity(s) for n, s in nodes.items()}
         order = self.graph(nodes, latents)
         for name in order:
-            if arity_ok[name] and all(t in self.producers for t in self.node_inputs(nodes[name])):
+            if arity_ok[name] and all(t in self.producers for t in nodes[name].reads):
                 self.infer(nodes[name], latents)
         objective = {
             n: self.term(n, t, ("objective", n), latents) for n, t in (self.raw.get("objective") or {}).items()

@@ -58,13 +58,14 @@ def held_out_terms(spec: Spec, names) -> tuple[str, ...]:
     whose codes exist only for training rows (GLO evaluates new data through `invert`)."""
     from latentspec.compiler import plan
 
-    out = []
-    for name in names:
-        p = plan(spec, spec.objective[name].inputs, training=True)
-        tables = {lat.index for lat in spec.latents.values() if lat.table}
-        if not any(ph.tensor in tables for ph in p.placeholders):
-            out.append(name)
-    return tuple(out)
+    indexes = {lat.index for lat in spec.latents.values() if lat.table}
+    if not indexes:
+        return tuple(names)
+    return tuple(
+        name
+        for name in names
+        if not any(ph.tensor in indexes for ph in plan(spec, spec.objective[name].inputs, training=True).placeholders)
+    )
 
 
 @torch.no_grad()
