@@ -80,10 +80,39 @@ def split_rows(spec: Spec) -> dict[str, np.ndarray]:
     return out
 
 
+def group_rows(spec: Spec, split: str) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Per field group (the fields' `where` filter): its fields and its rows in ``split``."""
+    arrays = load_arrays(spec)
+    rows_all = split_rows(spec)
+    if split not in rows_all:
+        raise DataError(f"data.split has no '{split}' part")
+    rows = rows_all[split]
+    groups: dict[str, list[str]] = {}
+    for f in spec.data.fields.values():
+        groups.setdefault(f.group, []).append(f.name)
+    out = {}
+    for g, names in groups.items():
+        f0 = spec.data.fields[names[0]]
+        keep = rows
+        for k, v in f0.where.items():
+            col = arrays[k][keep]
+            if col.dtype.kind in "iu" and isinstance(v, str):
+                known = DATASETS[spec.data.dataset]().arrays(_dataset_cfg(spec))[k].names or ()
+                if v not in known:
+                    raise DataError(
+                        f"field '{f0.name}': where {k}={v!r}: {k} has no value {v!r} (it has {', '.join(known)})"
+                    )
+                v = known.index(v)
+            keep = keep[col == v]
+        if len(keep) == 0:
+            raise DataError(f"fields {', '.join(names)}: no rows in the {split} split match {f0.where}")
+        out[g] = (names, keep)
+    return out
+
+
 def split_sizes(spec: Spec) -> dict[str, int]:
-    """Rows per split of the first field group (the size of a latent table)."""
-    data = SplitData.build(spec, "train")
-    return {"train": min(data.sizes.values())}
+    """Rows in the training split of the smallest field group (the size of a latent table)."""
+    return {"train": min(len(keep) for _, keep in group_rows(spec, "train").values())}
 
 
 def _field_array(f: FieldSpec, arrays: dict[str, np.ndarray], rows: np.ndarray, info) -> np.ndarray:
@@ -138,30 +167,9 @@ class SplitData:
         import torch
 
         arrays = load_arrays(spec)
-        rows_all = split_rows(spec)
-        if split not in rows_all:
-            raise DataError(f"data.split has no '{split}' part")
-        rows = rows_all[split]
-        groups: dict[str, list[str]] = {}
-        for f in spec.data.fields.values():
-            groups.setdefault(f.group, []).append(f.name)
-        fields, sizes = {}, {}
-        for g, names in groups.items():
-            f0 = spec.data.fields[names[0]]
-            keep = rows
-            for k, v in f0.where.items():
-                col = arrays[k][rows]
-                if col.dtype.kind in "iu" and isinstance(v, str):
-                    meta = DATASETS[spec.data.dataset]().arrays(_dataset_cfg(spec))
-                    names_ = meta[k].names or ()
-                    if v not in names_:
-                        raise DataError(
-                            f"field '{f0.name}': where {k}={v!r}: {k} has no value {v!r} (it has {', '.join(names_)})"
-                        )
-                    v = names_.index(v)
-                keep = keep[col == v]
-            if len(keep) == 0:
-                raise DataError(f"fields {', '.join(names)}: no rows in the {split} split match {f0.where}")
+        groups, fields, sizes = {}, {}, {}
+        for g, (names, keep) in group_rows(spec, split).items():
+            groups[g] = names
             sizes[g] = len(keep)
             for name in names:
                 fields[name] = torch.from_numpy(_field_array(spec.data.fields[name], arrays, keep, spec.infos[name]))
