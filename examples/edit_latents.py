@@ -14,9 +14,9 @@ import os
 
 import numpy as np
 
+from latentspec.data.pipeline import SplitData
 from latentspec.export import export_run
 from latentspec.spec import load_spec
-from latentspec.train.data import SplitData
 from latentspec.train.images import grid, save_png
 from latentspec.train.trainer import train
 from latentspec_runtime import Bundle

@@ -15,9 +15,10 @@ import os
 
 import numpy as np
 
-from latentspec.components import DATASETS, load_all
+from latentspec.components import DATASETS
 from latentspec.data.procedural import faces
 from latentspec.export import export_run
+from latentspec.registries import load_all
 from latentspec.spec import load_spec
 from latentspec.train.images import grid, save_png
 from latentspec.train.trainer import train

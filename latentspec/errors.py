@@ -1,5 +1,16 @@
 """Errors that are the user's to fix: the CLI prints them in one line, never a traceback."""
 
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
 
 class UserError(Exception):
     """A mistake in the input (spec, data, run directory, bundle, command line)."""

@@ -160,3 +160,44 @@ def test_compile_cli_svg_without_graphviz(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
     assert main(["compile", VAE, "--emit", "graph", "-o", str(tmp_path / "g.svg")]) == 1
     assert "Graphviz" in capsys.readouterr().err
+
+
+_AUDIT_COMPILE = """
+import json, os, sys
+opened = []
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        opened.append(os.fsdecode(args[0]))
+sys.addaudithook(hook)
+from latentspec.cli import main
+rc = main(["compile", sys.argv[1]])
+during_compile = list(opened)
+# the control: sizing the latent table reads the data, and the hook sees it
+from latentspec.data.pipeline import table_sizes
+from latentspec.spec import load_spec
+opened.clear()
+sizes = table_sizes(load_spec(sys.argv[1]))
+print("AUDIT " + json.dumps({"rc": rc, "compile": during_compile, "control": opened, "sizes": sizes}))
+"""
+
+
+def test_compiling_a_latent_table_spec_opens_no_data_file():
+    """`latentspec compile` on GLO (one code per training row) reads no dataset: the table's size
+    comes from the data only when training, or from the checkpoint when loading a run."""
+    import json
+    import subprocess
+    import sys
+
+    glo = os.path.join(ROOT, "tests", "gallery", "glo.yaml")
+    res = subprocess.run([sys.executable, "-c", _AUDIT_COMPILE, glo], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    audit = json.loads(next(line for line in res.stdout.splitlines() if line.startswith("AUDIT "))[6:])
+    assert audit["rc"] == 0
+    assert "32 per training row" in res.stdout  # the summary says what the table's size depends on
+
+    def data_files(paths):
+        return [p for p in paths if p.endswith((".npz", ".npy", ".gz", "-ubyte", ".png", ".jpg"))]
+
+    assert data_files(audit["compile"]) == []
+    assert any(p.endswith("mnist5k.npz") for p in data_files(audit["control"])), audit["control"]
+    assert audit["sizes"] == {"z": 4000}

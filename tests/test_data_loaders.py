@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from latentspec.cli import main
+from latentspec.data.pipeline import SplitData, split_rows
 from latentspec.spec import load_spec, validate_text
-from latentspec.train.data import SplitData, split_rows
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

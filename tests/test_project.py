@@ -8,7 +8,8 @@ import re
 import subprocess
 import sys
 
-from latentspec.components import ALL, load_all
+from latentspec.components import ALL
+from latentspec.registries import load_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,6 +30,7 @@ def test_readme_quick_start_is_two_commands():
     for step in ("latentspec train specs/vae_mnist.yaml", "latentspec export", "--verify", "latentspec-runtime sample"):
         assert step in main_job
     assert tests.startswith("pip install torch==2.13.0 && ") and "pytest" in tests
+    assert "&& lint-imports &&" in tests  # the layers (tests/test_layers.py) hold before the tests run
 
 
 def test_ci_runs_the_readme_test_command():
@@ -36,6 +38,14 @@ def test_ci_runs_the_readme_test_command():
         ci = f.read()
     assert readme_commands()[1] in ci.splitlines()
     assert os.access(os.path.join(ROOT, ".ci", "run"), os.X_OK)
+
+
+def test_ci_names_only_files_that_exist():
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        words = f.read().split()
+    named = {w.split("::")[0].strip("\"'`,;()") for w in words if w.strip("\"'`").startswith("tests/")}
+    missing = sorted(p for p in named if not os.path.exists(os.path.join(ROOT, p)))
+    assert not missing, f".ci/run names test files that do not exist: {missing}"
 
 
 def test_component_docs_are_generated():

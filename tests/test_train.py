@@ -49,7 +49,7 @@ def assert_same_weights(a: str, b: str) -> None:
 def test_run_directory(tmp_path):
     run = str(tmp_path / "run")
     train(small("train.epochs=2", "train.samples_every=1"), run, quiet=True, device="cpu")
-    assert sorted(os.listdir(run)) == ["checkpoints", "metrics.jsonl", "samples", "spec.yaml"]
+    assert sorted(os.listdir(run)) == ["checkpoints", "history.jsonl", "metrics.jsonl", "samples", "spec.yaml"]
     assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == ["best", "last"]
     assert sorted(os.listdir(os.path.join(run, "checkpoints", "last"))) == [
         "optimizer.safetensors",
@@ -80,7 +80,8 @@ def test_resume_is_bit_exact(tmp_path):
     full, part = str(tmp_path / "full"), str(tmp_path / "part")
     train(small("train.epochs=4"), full, quiet=True, device="cpu")
     train(small("train.epochs=2"), part, quiet=True, device="cpu")
-    train(small("train.epochs=4"), part, resume=True, quiet=True, device="cpu")
+    # more epochs is a changed training setting: --force (recorded in the run's history)
+    train(small("train.epochs=4"), part, resume=True, force=True, quiet=True, device="cpu")
     assert_same_weights(full, part)
     opt_a = load_file(os.path.join(full, "checkpoints", "last", "optimizer.safetensors"))
     opt_b = load_file(os.path.join(part, "checkpoints", "last", "optimizer.safetensors"))

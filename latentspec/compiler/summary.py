@@ -6,6 +6,7 @@ import shutil
 import subprocess
 
 from latentspec.errors import UserError
+from latentspec.graph import Latent
 from latentspec.spec import Spec
 
 
@@ -21,9 +22,14 @@ def summary(spec: Spec, model) -> str:
     total = 0
     for name, lat in spec.latents.items():
         if lat.table:
-            n = sum(p.numel() for p in model.module_of(name).parameters())
-            total += n
-            rows.append((name, "latent_table", lat.index or "", f"{name} {_shape(spec, name)}", f"{n:,}"))
+            # without data (`latentspec compile`) a table's size is unknown: it has one code per training row
+            if model.table_sizes.get(name) is None:
+                count = f"{lat.dim:,} per training row"
+            else:
+                n = sum(p.numel() for p in model.module_of(name).parameters())
+                total += n
+                count = f"{n:,}"
+            rows.append((name, "latent_table", lat.index or "", f"{name} {_shape(spec, name)}", count))
     for name, n in spec.nodes.items():
         count = sum(p.numel() for p in model.module_of(name).parameters()) if n.kind == "module" else 0
         total += count
@@ -49,14 +55,14 @@ def graph_text(spec: Spec, fmt: str) -> str:
     for f in spec.data.fields:
         nodes.append((f, f"{f} {_shape(spec, f)}", "field"))
     for name in spec.latents:
-        if spec.producers.get(name) == "latent":
+        if isinstance(spec.producers.get(name), Latent):
             nodes.append((name, f"{name} {_shape(spec, name)}", "latent"))
     for name, n in spec.nodes.items():
         nodes.append((f"n_{name}", f"{name}: {n.type if n.kind != 'use' else 'use ' + n.owner}", "node"))
         for t in n.reads:
             edges.append((t, f"n_{name}"))
         for t in n.outputs:
-            if t not in spec.data.fields and spec.producers.get(t) != "latent":
+            if t not in spec.data.fields and not isinstance(spec.producers.get(t), Latent):
                 nodes.append((t, f"{t} {_shape(spec, t)}", "tensor"))
             edges.append((f"n_{name}", t))
     for name, term in spec.objective.items():

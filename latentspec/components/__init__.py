@@ -1,4 +1,5 @@
-"""Component registries. ``load_all()`` imports every built-in component (torch-free)."""
+"""Component registries. ``load_all()`` imports the components declared in this package
+(torch-free); ``latentspec.registries.load_all()`` adds the datasets of ``latentspec.data``."""
 
 from latentspec.components._kinds import (
     ALL,
@@ -10,14 +11,18 @@ from latentspec.components._kinds import (
     SAMPLERS,
     SCHEDULES,
     TERMS,
+    TRACKERS,
 )
-from latentspec.components._registry import REQUIRED, Component, Param, Registry
+from latentspec.components._registry import OPTIONAL, REQUIRED, Choice, Component, Config, Param, Registry
 
 _loaded = False
 
 
 def load_all() -> None:
-    """Import the modules that register the built-in components (none imports torch)."""
+    """Import the modules of this package that register components (none imports torch).
+
+    Datasets live in ``latentspec.data``, above this package: ``latentspec.registries.load_all``
+    registers them too."""
     global _loaded
     if _loaded:
         return
@@ -27,7 +32,7 @@ def load_all() -> None:
     import latentspec.components.optimizers
     import latentspec.components.samplers
     import latentspec.components.terms
-    import latentspec.data.datasets  # noqa: F401
+    import latentspec.components.trackers  # noqa: F401
 
     _loaded = True
 
@@ -39,11 +44,15 @@ __all__ = [
     "MODULES",
     "OPS",
     "OPTIMIZERS",
+    "OPTIONAL",
     "REQUIRED",
     "SAMPLERS",
     "SCHEDULES",
     "TERMS",
+    "TRACKERS",
+    "Choice",
     "Component",
+    "Config",
     "Param",
     "Registry",
     "load_all",

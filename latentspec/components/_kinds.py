@@ -11,4 +11,6 @@ OPTIMIZERS = Registry("optimizer", "name", "Optimizers (`train.optimizer.name`).
 SCHEDULES = Registry("schedule", "schedule", "Learning-rate and weight schedules.")
 EXPORTS = Registry("export target", "format", "Export formats (`latentspec export --format`).")
 
-ALL = (MODULES, OPS, TERMS, SAMPLERS, DATASETS, OPTIMIZERS, SCHEDULES, EXPORTS)
+TRACKERS = Registry("tracker", "track", "Experiment-tracking sinks (`train.track`, `latentspec train --track`).")
+
+ALL = (MODULES, OPS, TERMS, SAMPLERS, DATASETS, OPTIMIZERS, SCHEDULES, EXPORTS, TRACKERS)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
+import types
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from latentspec.components._registry import Component
@@ -37,7 +39,10 @@ class LatentInfo:
 
     name: str
     dim: int
-    prior: str = "normal"  # normal | uniform | none
+    _: dataclasses.KW_ONLY
+    prior: str = "normal"  # normal | uniform | none | gaussian | gmm (fitted by a `fit:` stage)
+    components: int = 10  # of a gmm prior
+    fit_from: str | None = None  # the tensor a fitted prior is fitted to (None: the latent)
     table: bool = False
     index: str | None = None  # the field that indexes the table
     project: str | None = None  # None | unit_l2 | l2_ball
@@ -53,7 +58,7 @@ class Context:
     """What a component sees when it infers shapes or builds itself."""
 
     name: str  # the node (or term) name in the spec
-    cfg: dict[str, Any]  # its parameters, defaults filled in
+    cfg: Mapping[str, Any]  # its parameters, defaults filled in (a term's: its typed Config)
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     in_info: tuple[TensorInfo, ...]
@@ -113,6 +118,19 @@ class TermComponent(Component, abc.ABC):
     """An objective term: maps tensors to a scalar loss (averaged over the batch)."""
 
     n_inputs: ClassVar[tuple[int, int | None]] = (2, 2)
+    #: Which input plays which role, by position: a likelihood or reconstruction term declares
+    #: {"reconstruction": 0, "target": 1} (and e.g. "mask": 2), so evaluation, sample
+    #: pictures and the bundle manifest find them without guessing from tensor names.
+    roles: ClassVar[Mapping[str, int]] = types.MappingProxyType({})
+    #: The distribution the reconstruction parametrises: "bernoulli" (logits), "gaussian"
+    #: (a mean), or None (a distance, or not a likelihood).
+    distribution: ClassVar[str | None] = None
+
+    @classmethod
+    def distribution_of(cls, cfg: Any) -> str | None:
+        """The distribution for these parameters (a term whose likelihood is a parameter
+        overrides this)."""
+        return cls.distribution
 
     def infer(self, ctx: Context) -> None:
         """Check the input shapes fit; raise ShapeError when they do not. Default: the first

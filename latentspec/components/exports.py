@@ -5,12 +5,16 @@ from __future__ import annotations
 from latentspec.components._kinds import EXPORTS
 from latentspec.components._registry import Component, Param
 
+#: The ONNX opset an export uses unless told otherwise (`--opset`, ``export_model(opset=)``):
+#: the one definition; the CLI, the Python API and the schema/docs all read it from here.
+DEFAULT_OPSET = 18
+
 
 @EXPORTS.register("onnx")
 class OnnxTarget(Component):
     """One single-file ONNX graph per export entry point (always written)."""
 
-    params = (Param("opset", "int", 18, "ONNX opset; checked in the saved model", minimum=13),)
+    params = (Param("opset", "int", DEFAULT_OPSET, "ONNX opset; checked in the saved model", minimum=13),)
 
 
 @EXPORTS.register("pt2")

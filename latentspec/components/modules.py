@@ -12,7 +12,7 @@ from typing import Any
 
 from latentspec.components._kinds import MODULES
 from latentspec.components._node import Context, NodeComponent, Shape, ShapeError, TensorInfo
-from latentspec.components._registry import Param
+from latentspec.components._registry import MAX_DIM, MAX_KERNEL, Param
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "elu", "gelu", "leaky_relu", "silu", "softplus", "none")
 #: Value ranges of bounded activations, recorded on the output TensorInfo.
@@ -76,11 +76,11 @@ class MLP(NodeComponent):
 
     n_inputs = (1, None)
     params = (
-        Param("hidden", "ints", [], "widths of the hidden layers"),
+        Param("hidden", "ints", [], "widths of the hidden layers", minimum=1, maximum=MAX_DIM),
         _activation("activation", "activation after each hidden layer"),
         Param("norm", "str", "none", "normalisation of hidden layers", ("none", "batch", "layer")),
         Param("dropout", "float", 0.0, "dropout after each hidden layer", minimum=0, maximum=1),
-        Param("dim", "int", None, "output features (adds an output layer)", minimum=1),
+        Param("dim", "int", None, "output features (adds an output layer)", minimum=1, maximum=MAX_DIM),
         Param("shape", "shape", None, "output shape (adds an output layer)"),
         _activation("out_activation", "activation of the output layer", "none"),
         Param("bias", "bool", True, "linear layers have biases"),
@@ -138,13 +138,15 @@ class ConvEncoder(NodeComponent):
 
     n_inputs = (1, None)
     params = (
-        Param("channels", "ints", [32, 64], "output channels of the conv layers"),
-        Param("kernel", "int", 4, "kernel size", minimum=1),
-        Param("stride", "int", 2, "stride", minimum=1),
-        Param("padding", "int", 1, "zero padding", minimum=0),
+        Param("channels", "ints", [32, 64], "output channels of the conv layers", minimum=1, maximum=MAX_DIM),
+        Param("kernel", "int", 4, "kernel size", minimum=1, maximum=MAX_KERNEL),
+        Param("stride", "int", 2, "stride", minimum=1, maximum=MAX_KERNEL),
+        Param("padding", "int", 1, "zero padding", minimum=0, maximum=MAX_KERNEL),
         _activation("activation", "activation after each conv layer"),
         Param("norm", "str", "none", "normalisation after each conv", ("none", "batch", "group")),
-        Param("dim", "int", None, "features of a final linear layer (None: the conv features)"),
+        Param(
+            "dim", "int", None, "features of a final linear layer (None: the conv features)", minimum=1, maximum=MAX_DIM
+        ),
     )
 
     def _geometry(self, ctx: Context) -> tuple[int, int, int, int] | None:
@@ -214,8 +216,15 @@ class ConvDecoder(NodeComponent):
     n_inputs = (1, None)
     params = (
         Param("shape", "shape", doc="output image shape [C, H, W]"),
-        Param("channels", "ints", [64, 32], "channels entering each up-block"),
-        Param("kernel", "int", None, "kernel size (default 4 | 3 | 5 by upsample)", minimum=2),
+        Param("channels", "ints", [64, 32], "channels entering each up-block", minimum=1, maximum=MAX_DIM),
+        Param(
+            "kernel",
+            "int",
+            None,
+            "kernel size (default 4 | 3 | 5 by upsample)",
+            minimum=2,
+            default_doc="4 (transposed), 3 (nearest), 5 (unpool)",
+        ),
         Param("upsample", "str", "transposed", "up-block kind", tuple(_UPSAMPLE_KERNEL)),
         _activation("activation", "activation between blocks"),
         Param("norm", "str", "none", "normalisation between blocks", ("none", "batch")),
@@ -271,7 +280,7 @@ class Linear(NodeComponent):
 
     n_inputs = (1, None)
     params = (
-        Param("dim", "int", doc="output features", minimum=1),
+        Param("dim", "int", doc="output features", minimum=1, maximum=MAX_DIM),
         Param("bias", "bool", True, "add a bias"),
     )
 
@@ -297,7 +306,7 @@ class GaussianHead(NodeComponent):
     n_outputs = (2, 2)
     params = (
         Param("latent", "str", None, "latent whose dim sets the size"),
-        Param("dim", "int", None, "size of mu and logvar", minimum=1),
+        Param("dim", "int", None, "size of mu and logvar", minimum=1, maximum=MAX_DIM),
     )
 
     def _dim(self, ctx: Context) -> int:
@@ -351,8 +360,16 @@ class Embedding(NodeComponent):
     """A learned vector per class: y = E[c], E (classes, dim)."""
 
     params = (
-        Param("classes", "int", None, "number of classes (default: the input's)", minimum=1),
-        Param("dim", "int", doc="embedding size", minimum=1),
+        Param(
+            "classes",
+            "int",
+            None,
+            "number of classes (default: the input's)",
+            minimum=1,
+            maximum=MAX_DIM,
+            default_doc="the input's",
+        ),
+        Param("dim", "int", doc="embedding size", minimum=1, maximum=MAX_DIM),
     )
 
     def infer(self, ctx: Context) -> list[TensorInfo]:
@@ -360,9 +377,9 @@ class Embedding(NodeComponent):
         return [TensorInfo(_append(ctx.in_shapes[0], ctx.cfg["dim"]))]
 
     def build(self, ctx: Context) -> Any:
-        from torch import nn
+        from latentspec.nn import modules as M
 
-        return nn.Embedding(_class_count(ctx, "embedding"), ctx.cfg["dim"])
+        return M.Embedding(_class_count(ctx, "embedding"), ctx.cfg["dim"])
 
 
 @MODULES.register("one_hot")
@@ -370,7 +387,17 @@ class OneHot(NodeComponent):
     """One-hot encoding of a class index: y_j = [c = j], j < classes (float)."""
 
     has_params = False
-    params = (Param("classes", "int", None, "number of classes (default: the input's)"),)
+    params = (
+        Param(
+            "classes",
+            "int",
+            None,
+            "number of classes (default: the input's)",
+            minimum=1,
+            maximum=MAX_DIM,
+            default_doc="the input's",
+        ),
+    )
 
     def infer(self, ctx: Context) -> list[TensorInfo]:
         classes = _class_count(ctx, "one_hot")
@@ -393,7 +420,7 @@ class PCA(NodeComponent):
 
     methods = ("inverse",)  # `use: pca_node, method: inverse` decodes codes
     params = (
-        Param("dim", "int", doc="number of components", minimum=1),
+        Param("dim", "int", doc="number of components", minimum=1, maximum=MAX_DIM),
         Param("whiten", "bool", False, "divide each coefficient by its standard deviation"),
     )
 
@@ -425,7 +452,7 @@ class LatentTable(NodeComponent):
 
     params = (
         Param("size", "int", doc="number of codes (training examples)", minimum=1),
-        Param("dim", "int", doc="code size", minimum=1),
+        Param("dim", "int", doc="code size", minimum=1, maximum=MAX_DIM),
         Param("project", "str", "none", "projection after each step", ("none", "unit_l2", "l2_ball")),
         Param("radius", "float", 1.0, "radius of the l2 ball", minimum=0),
         Param("init", "str", "normal", "initial codes", ("normal", "zeros", "pca")),

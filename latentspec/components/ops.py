@@ -135,9 +135,9 @@ class Sigmoid(_Unary):
     out_range = (0.0, 1.0)
 
     def build(self, ctx: Context) -> Any:
-        from torch import nn
+        from latentspec.nn import ops as O
 
-        return nn.Sigmoid()
+        return O.Sigmoid()
 
 
 @OPS.register("tanh")
@@ -147,9 +147,9 @@ class Tanh(_Unary):
     out_range = (-1.0, 1.0)
 
     def build(self, ctx: Context) -> Any:
-        from torch import nn
+        from latentspec.nn import ops as O
 
-        return nn.Tanh()
+        return O.Tanh()
 
 
 @OPS.register("relu")
@@ -157,9 +157,9 @@ class ReLU(_Unary):
     """Rectifier y = max(x, 0)."""
 
     def build(self, ctx: Context) -> Any:
-        from torch import nn
+        from latentspec.nn import ops as O
 
-        return nn.ReLU()
+        return O.ReLU()
 
 
 @OPS.register("softplus")
@@ -167,9 +167,9 @@ class Softplus(_Unary):
     """Smooth rectifier y = log(1 + e^x)."""
 
     def build(self, ctx: Context) -> Any:
-        from torch import nn
+        from latentspec.nn import ops as O
 
-        return nn.Softplus()
+        return O.Softplus()
 
 
 @OPS.register("clamp")
@@ -220,9 +220,9 @@ class Flatten(_Op):
         return [TensorInfo(shape, info.dtype, info.classes, info.range)]
 
     def build(self, ctx: Context) -> Any:
-        from torch import nn
+        from latentspec.nn import ops as O
 
-        return nn.Flatten(1)
+        return O.Flatten(1)
 
 
 @OPS.register("reshape")
@@ -411,9 +411,10 @@ class Warp(_Op):
 
 def resolve_groups(ctx: Context, kind: str) -> tuple[LatentInfo, list[str], list[list[float]]]:
     """DC-IGN groups: the latent, the group names in the sampler's ``vary`` order, and per
-    group a 0/1 row over the latent's units: 0 for the units clamped when that group varies
-    (those of the other factor groups), 1 for the units kept (its own, ``intrinsic``, and the
-    units in no group)."""
+    group a 0/1 row over the latent's units: 1 for the units kept when that group varies (its
+    own), 0 for the units clamped. As in Kulkarni et al. (2015) every other unit is clamped,
+    the ``intrinsic`` group and the units in no group included; with ``intrinsic: pass`` those
+    pass through unclamped (only the other factor groups are clamped)."""
     name = ctx.cfg["latent"]
     if name is None:
         name = ctx.inputs[0] if ctx.inputs and ctx.inputs[0] in ctx.latents else None
@@ -437,10 +438,11 @@ def resolve_groups(ctx: Context, kind: str) -> tuple[LatentInfo, list[str], list
     if bad:
         raise ShapeError(f"{kind}: latent {name!r} has dim {latent.dim}, no unit {bad[0]}")
     factors = {u for g, units in latent.groups.items() if g != "intrinsic" for u in units}
+    free = ctx.cfg.get("intrinsic", "clamp") == "pass"
     keep = []
     for group in order:
         varying = set(latent.groups[group])
-        keep.append([1.0 if u in varying or u not in factors else 0.0 for u in range(latent.dim)])
+        keep.append([1.0 if u in varying or (free and u not in factors) else 0.0 for u in range(latent.dim)])
     z, vary = ctx.in_info[0], ctx.in_info[1]
     if z.shape is not None and tuple(z.shape) != (latent.dim,):
         raise ShapeError(
@@ -460,8 +462,22 @@ def resolve_groups(ctx: Context, kind: str) -> tuple[LatentInfo, list[str], list
 
 
 GROUP_PARAMS = (
-    Param("latent", "str", None, "the latent whose groups to use (default: input 0's name)"),
-    Param("vary", "strs", None, "group names in the sampler's order (default: all but intrinsic)"),
+    Param("latent", "str", None, "the latent whose groups to use (default: input 0's name)", default_doc="input 0"),
+    Param(
+        "vary",
+        "strs",
+        None,
+        "group names in the sampler's order (default: all but intrinsic)",
+        default_doc="all groups but intrinsic",
+    ),
+    Param(
+        "intrinsic",
+        "str",
+        "clamp",
+        "units of the `intrinsic` group and in no group, while a factor varies: clamp (Kulkarni et al.) "
+        "or pass through",
+        ("clamp", "pass"),
+    ),
 )
 
 
@@ -469,11 +485,12 @@ GROUP_PARAMS = (
 class ClampLatents(_Op):
     """DC-IGN clamping (Kulkarni et al. 2015); identity at export.
 
-    In a batch where group g = vary[0] varies, the units of the other factor groups are
-    replaced by the batch mean (``to: mean``) or the first example's value (``to: first``): z̄. Backward:
-    kept units pass the gradient; clamped units get 0 (``rule: zero``) or
-    strength·(z − z̄)/B (``rule: toward_mean``), the clamping error that makes them invariant.
-    Units of g, of ``intrinsic`` and in no group pass through.
+    In a batch where group g = vary[0] varies, every unit outside g is replaced by the batch
+    mean (``to: mean``) or the first example's value (``to: first``): z̄. Backward: kept units
+    pass the gradient; clamped units get 0 (``rule: zero``) or strength·(z − z̄)/B
+    (``rule: toward_mean``), the clamping error that makes them invariant. Only g's units pass
+    through, as in the paper; ``intrinsic: pass`` also lets the ``intrinsic`` group and the units
+    in no group through (only the other factor groups are clamped).
     """
 
     n_inputs = (2, 2)
@@ -485,6 +502,14 @@ class ClampLatents(_Op):
             "mapping",
             {"rule": "toward_mean", "strength": 1.0},
             "backward rule of clamped units: {rule: zero | toward_mean, strength}",
+            schema={
+                "type": "object",
+                "properties": {
+                    "rule": {"enum": ["zero", "toward_mean"]},
+                    "strength": {"type": "number", "minimum": 0, "maximum": 1e6},
+                },
+                "additionalProperties": False,
+            },
         ),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from latentspec.components._kinds import OPTIMIZERS, SCHEDULES
@@ -24,23 +25,24 @@ _GROUPS = Param(
         },
     },
 )
-_LR = Param("lr", "float", 1.0e-3, "learning rate", minimum=0)
-_WD = Param("weight_decay", "float", 0.0, "L2 weight decay", minimum=0)
+_LR = Param("lr", "float", 1.0e-3, "learning rate", exclusive_minimum=0, maximum=100.0)
+_WD = Param("weight_decay", "float", 0.0, "L2 weight decay", minimum=0, maximum=10.0)
 
 
 class OptimizerComponent(Component):
     torch_name = ""
 
-    def kwargs(self, cfg: dict) -> dict[str, Any]:
+    def kwargs(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
+        """torch.optim keyword arguments from the typed config (``groups`` is applied per group)."""
         return {p.name: cfg[p.name] for p in self.params if p.name not in ("name", "groups")}
 
-    def build(self, param_groups: list[dict], cfg: dict) -> Any:
-        import torch
+    def build(self, param_groups: list[dict], cfg: Mapping[str, Any]) -> Any:
+        from latentspec.nn import optim
 
         kw = self.kwargs(cfg)
         if "betas" in kw:
             kw["betas"] = tuple(kw["betas"])
-        return getattr(torch.optim, self.torch_name)(param_groups, **kw)
+        return optim.optimizer(self.torch_name, param_groups, kw)
 
 
 @OPTIMIZERS.register("adam")
@@ -48,7 +50,13 @@ class Adam(OptimizerComponent):
     """Adam (Kingma & Ba, 2015)."""
 
     torch_name = "Adam"
-    params = (_LR, Param("betas", "floats", [0.9, 0.999]), Param("eps", "float", 1.0e-8), _WD, _GROUPS)
+    params = (
+        _LR,
+        Param("betas", "floats", [0.9, 0.999], minimum=0, maximum=1),
+        Param("eps", "float", 1.0e-8, exclusive_minimum=0, maximum=1),
+        _WD,
+        _GROUPS,
+    )
 
 
 @OPTIMIZERS.register("adamw")
@@ -58,9 +66,9 @@ class AdamW(OptimizerComponent):
     torch_name = "AdamW"
     params = (
         _LR,
-        Param("betas", "floats", [0.9, 0.999]),
-        Param("eps", "float", 1.0e-8),
-        Param("weight_decay", "float", 0.01, minimum=0),
+        Param("betas", "floats", [0.9, 0.999], minimum=0, maximum=1),
+        Param("eps", "float", 1.0e-8, exclusive_minimum=0, maximum=1),
+        Param("weight_decay", "float", 0.01, minimum=0, maximum=10.0),
         _GROUPS,
     )
 
@@ -70,7 +78,13 @@ class SGD(OptimizerComponent):
     """Stochastic gradient descent with optional momentum."""
 
     torch_name = "SGD"
-    params = (_LR, Param("momentum", "float", 0.0, minimum=0), Param("nesterov", "bool", False), _WD, _GROUPS)
+    params = (
+        _LR,
+        Param("momentum", "float", 0.0, minimum=0, maximum=1),
+        Param("nesterov", "bool", False),
+        _WD,
+        _GROUPS,
+    )
 
 
 @OPTIMIZERS.register("rmsprop")
@@ -80,9 +94,9 @@ class RMSprop(OptimizerComponent):
     torch_name = "RMSprop"
     params = (
         _LR,
-        Param("alpha", "float", 0.99),
-        Param("eps", "float", 1.0e-8),
-        Param("momentum", "float", 0.0, minimum=0),
+        Param("alpha", "float", 0.99, minimum=0, maximum=1),
+        Param("eps", "float", 1.0e-8, exclusive_minimum=0, maximum=1),
+        Param("momentum", "float", 0.0, minimum=0, maximum=1),
         _WD,
         _GROUPS,
     )
@@ -93,17 +107,17 @@ class Adagrad(OptimizerComponent):
     """Adagrad (Duchi et al.), as in Kingma & Welling's VAE experiments."""
 
     torch_name = "Adagrad"
-    params = (_LR, Param("eps", "float", 1.0e-10), _WD, _GROUPS)
+    params = (_LR, Param("eps", "float", 1.0e-10, exclusive_minimum=0, maximum=1), _WD, _GROUPS)
 
 
 class ScheduleComponent(Component):
     """A function of progress (step, or fractional epoch) to a multiplier or a value."""
 
-    def value(self, cfg: dict, step: int, epoch: float) -> float:
+    def value(self, cfg: Mapping[str, Any], step: int, epoch: float) -> float:
         raise TypeError(f"schedule {self.name!r} has no value")
 
     @staticmethod
-    def _progress(cfg: dict, step: int, epoch: float) -> float:
+    def _progress(cfg: Mapping[str, Any], step: int, epoch: float) -> float:
         if cfg.get("steps"):
             return min(1.0, step / cfg["steps"])
         if cfg.get("epochs"):
@@ -123,7 +137,7 @@ class Constant(ScheduleComponent):
 
     params = (Param("value", "float", 1.0),)
 
-    def value(self, cfg: dict, step: int, epoch: float) -> float:
+    def value(self, cfg: Mapping[str, Any], step: int, epoch: float) -> float:
         return float(cfg["value"])
 
 
@@ -133,7 +147,7 @@ class Linear(ScheduleComponent):
 
     params = (Param("start", "float", 0.0), Param("end", "float", 1.0), *_SPAN)
 
-    def value(self, cfg: dict, step: int, epoch: float) -> float:
+    def value(self, cfg: Mapping[str, Any], step: int, epoch: float) -> float:
         t = self._progress(cfg, step, epoch)
         return cfg["start"] + t * (cfg["end"] - cfg["start"])
 
@@ -144,7 +158,7 @@ class Cosine(ScheduleComponent):
 
     params = (Param("start", "float", 1.0), Param("end", "float", 0.0), *_SPAN)
 
-    def value(self, cfg: dict, step: int, epoch: float) -> float:
+    def value(self, cfg: Mapping[str, Any], step: int, epoch: float) -> float:
         import math
 
         t = self._progress(cfg, step, epoch)
@@ -157,5 +171,5 @@ class Step(ScheduleComponent):
 
     params = (Param("start", "float", 1.0), Param("gamma", "float", 0.1), Param("every", "int", 10, minimum=1))
 
-    def value(self, cfg: dict, step: int, epoch: float) -> float:
+    def value(self, cfg: Mapping[str, Any], step: int, epoch: float) -> float:
         return cfg["start"] * cfg["gamma"] ** int(epoch // cfg["every"])

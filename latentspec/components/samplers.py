@@ -59,7 +59,15 @@ class Sequential(SamplerComponent):
 class ClassBalanced(SamplerComponent):
     """Every batch holds the classes of `field` in equal numbers (rows of rare classes repeat)."""
 
-    params = (Param("field", "str", None, "the integer label field (default: the first field with `classes`)"),)
+    params = (
+        Param(
+            "field",
+            "str",
+            None,
+            "the integer label field (default: the first field with `classes`)",
+            default_doc="first field with classes",
+        ),
+    )
 
     def epoch(self, cfg, ctx, rng):
         ((group, n),) = ctx.sizes.items()
@@ -97,7 +105,7 @@ class FixedFactors(SamplerComponent):
     grouped = True
     params = (
         Param("vary", "strs", None, "the factors that vary, one per batch, in turn"),
-        Param("batch", "int", None, "rows per batch (default: data.batch)", minimum=2),
+        Param("batch", "int", None, "rows per batch (default: data.batch)", minimum=2, default_doc="data.batch"),
     )
 
     def epoch(self, cfg, ctx, rng):

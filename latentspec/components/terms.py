@@ -8,11 +8,13 @@ sum over the per-example axes (nats per example).
 from __future__ import annotations
 
 import math
+import types
+from collections.abc import Mapping
 from typing import Any
 
 from latentspec.components._kinds import TERMS
 from latentspec.components._node import Context, ShapeError, TermComponent
-from latentspec.components._registry import Param
+from latentspec.components._registry import MAX_DIM, Param
 from latentspec.components.modules import fmt, input_name, is_int
 from latentspec.components.ops import GROUP_PARAMS, resolve_groups
 
@@ -30,8 +32,18 @@ def _same_numel(ctx: Context, kind: str, *idx: int) -> None:
             )
 
 
+def _roles(*names: str) -> Mapping[str, int]:
+    """The role of each input, in input order (see ``TermComponent.roles``)."""
+    return types.MappingProxyType({n: i for i, n in enumerate(names)})
+
+
+_RECON = _roles("reconstruction", "target")
+
+
 class _Pair(TermComponent):
     """A term on [prediction, target] of equal size."""
+
+    roles = _RECON
 
     def infer(self, ctx: Context) -> None:
         _same_numel(ctx, self.name)
@@ -71,6 +83,8 @@ class BernoulliNLL(_Pair):
     −log p(x|ℓ) = Σ_j [softplus(ℓ_j) − x_j ℓ_j] (binary cross-entropy with logits; stable).
     """
 
+    distribution = "bernoulli"
+
     def build(self, ctx: Context) -> Any:
         from latentspec.nn import terms as T
 
@@ -87,6 +101,8 @@ class GaussianNLL(_Pair):
 
     n_inputs = (2, 3)
     params = (Param("variance", "float", 1.0, "sigma^2 when no logvar input", minimum=0),)
+    roles = _roles("reconstruction", "target", "logvar")
+    distribution = "gaussian"
 
     def build(self, ctx: Context) -> Any:
         from latentspec.nn import terms as T
@@ -100,6 +116,8 @@ class GaussianKL(TermComponent):
 
     KL = ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²).
     """
+
+    roles = _roles("mean", "logvar")
 
     def infer(self, ctx: Context) -> None:
         _same_numel(ctx, "gaussian_kl")
@@ -125,6 +143,11 @@ class IWAEBound(TermComponent):
         Param("likelihood", "str", "bernoulli", "p(x|z)", ("bernoulli", "gaussian")),
         Param("variance", "float", 1.0, "variance of a gaussian likelihood", minimum=0),
     )
+    roles = _roles("reconstruction", "target", "sample", "mean", "logvar")
+
+    @classmethod
+    def distribution_of(cls, cfg: Any) -> str | None:
+        return cfg["likelihood"]
 
     def infer(self, ctx: Context) -> None:
         _same_numel(ctx, "iwae_bound", 0, 1)
@@ -159,9 +182,16 @@ class LaplacianL1(TermComponent):
     reproduces that balance. Sources differ on the exponent's sign; ``weights`` chooses.
     """
 
+    roles = _RECON
     params = (
         Param("levels", "int", 3, "pyramid levels", minimum=1),
-        Param("weights", "floats", None, "per-level weights on the level means (default 2^(2j))"),
+        Param(
+            "weights",
+            "floats",
+            None,
+            "per-level weights on the level means (default 2^(2j), j = 0 … levels − 1)",
+            default_doc="[4^j for j < levels]",
+        ),
     )
 
     def weights(self, ctx: Context) -> list[float]:
@@ -197,11 +227,12 @@ class Perceptual(TermComponent):
     repeated to the net's input channels.
     """
 
+    roles = _RECON
     params = (
         Param("weights", "str", doc="path of the .safetensors file of the feature net"),
-        Param("channels", "ints", doc="widths of the conv blocks"),
-        Param("layers", "ints", None, "blocks whose outputs are compared (default: all)"),
-        Param("layer_weights", "floats", None, "lambda_l per compared block (default 1)"),
+        Param("channels", "ints", doc="widths of the conv blocks", minimum=1, maximum=MAX_DIM),
+        Param("layers", "ints", None, "blocks whose outputs are compared (default: all)", default_doc="all"),
+        Param("layer_weights", "floats", None, "lambda_l per compared block (default 1)", default_doc="1 each"),
         Param("pixel_weight", "float", 1.0, "weight of the pixel L1 term", minimum=0),
     )
 
@@ -241,6 +272,7 @@ class MaskedRecon(TermComponent):
     ‖(x̂ − x) ⊙ m‖² (``l2``, squared) or ‖(x̂ − x) ⊙ m‖₁ (``l1``), mean over the batch."""
 
     n_inputs = (3, 3)
+    roles = _roles("reconstruction", "target", "mask")
     params = (Param("norm", "str", "l2", "squared l2 or l1", ("l2", "l1")),)
 
     def infer(self, ctx: Context) -> None:
@@ -264,8 +296,8 @@ class MaskedRecon(TermComponent):
 @TERMS.register("clamping")
 class Clamping(TermComponent):
     """DC-IGN invariance penalty, in [z, vary]: per example Σ_j∈clamped (z_j − z̄_j)², z̄ the
-    batch mean, mean over the batch; clamped = the units of the factor groups other than the
-    batch's varying one (see op clamp_latents)."""
+    batch mean, mean over the batch; clamped = every unit outside the batch's varying group
+    (with ``intrinsic: pass``, only the other factor groups' units; see op clamp_latents)."""
 
     params = GROUP_PARAMS
 
@@ -304,7 +336,16 @@ class IMLE(TermComponent):
     choice).
     """
 
-    params = (Param("candidates", "int", None, "m (default: batch of z_gen / batch of z)", minimum=1),)
+    params = (
+        Param(
+            "candidates",
+            "int",
+            None,
+            "m (default: batch of z_gen / batch of z)",
+            minimum=1,
+            default_doc="batch of z_gen / batch of z",
+        ),
+    )
 
     def infer(self, ctx: Context) -> None:
         _same_numel(ctx, "imle")

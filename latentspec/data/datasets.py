@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import struct
+import warnings
 from importlib import resources
 from typing import Any
 
@@ -57,34 +59,55 @@ class Npz(_PathDataset):
 
     params = (Param("path", "str", doc="the .npz file, relative to the spec's folder"),)
 
-    def _open(self, cfg):
+    def _read(self, cfg) -> dict[str, np.ndarray]:
+        """Every array of the file, read now: a corrupt member fails here, in one line."""
         path = self._path(cfg)
         if not os.path.isfile(path):
             raise DataError(f"no such file: {path}")
         try:
-            return np.load(path, allow_pickle=False)
-        except Exception as exc:  # a corrupt or non-npz file
-            raise DataError(f"cannot read {path} as .npz: {exc}") from None
+            with open(path, "rb") as f:  # our handle: numpy leaks its own when a zip is corrupt
+                z = np.load(f, allow_pickle=False)
+                if not hasattr(z, "files"):
+                    raise DataError(f"{path}: a .npy file, not an .npz archive of named arrays")
+                with z:
+                    arrays = {k: z[k] for k in z.files}
+        except DataError:
+            raise
+        except Exception as exc:  # zipfile, zlib, numpy format errors: all mean a bad file
+            raise DataError(f"{path}: cannot read it as .npz ({npy_problem(exc)})") from None
+        if not arrays:
+            raise DataError(f"{path}: the .npz archive holds no arrays")
+        for k, a in arrays.items():
+            if a.dtype.kind not in "biuf":
+                raise DataError(f"{path}: array {k!r} has dtype {a.dtype}; only numeric arrays are read")
+            if a.ndim == 0:
+                raise DataError(f"array {k!r} of {path} is 0-d; every array needs an item axis")
+        return arrays
 
     def arrays(self, cfg: dict) -> dict[str, ArrayInfo]:
-        with self._open(cfg) as z:
-            out = {}
-            for k in z.files:
-                a = z[k]
-                if a.ndim == 0:
-                    raise DataError(f"array {k!r} of {self._path(cfg)} is 0-d; every array needs an item axis")
-                out[k] = _info_of(a.shape[1:], a.dtype, k)
-                if out[k].kind == "label":
-                    out[k] = ArrayInfo((), str(a.dtype), "label", classes=int(a.max()) + 1 if a.size else None)
-            return out
+        out = {}
+        for k, a in self._read(cfg).items():
+            out[k] = _info_of(a.shape[1:], a.dtype, k)
+            if out[k].kind == "label":
+                out[k] = ArrayInfo((), str(a.dtype), "label", classes=int(a.max()) + 1 if a.size else None)
+        return out
 
     def load(self, cfg: dict) -> dict[str, np.ndarray]:
-        with self._open(cfg) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = self._read(cfg)
         lengths = {k: len(v) for k, v in arrays.items()}
         if len(set(lengths.values())) > 1:
             raise DataError(f"arrays of {self._path(cfg)} differ in length: {lengths}")
         return arrays
+
+
+def npy_problem(exc: BaseException) -> str:
+    """Why NumPy could not read a file, without numpy's advice to enable pickle."""
+    text = str(exc)
+    if isinstance(exc, EOFError) or not text:
+        return "the file is empty or cut short"
+    if "pickle" in text or "Object arrays" in text:
+        return "it holds Python objects or is not a NumPy file; only plain numeric arrays are read, never pickles"
+    return text.splitlines()[0][:200]
 
 
 _IDX_DTYPES = {
@@ -152,6 +175,28 @@ class Idx(_PathDataset):
         return out
 
 
+@contextlib.contextmanager
+def _image(path: str, mode: str | None = None):
+    """An image opened (and, with ``mode``, decoded and converted) or a one-line DataError
+    naming the file: corrupt, truncated, or over Pillow's decompression-bomb pixel limit."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                yield im.convert(mode) if mode else im
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(
+            f"{path}: the image has more pixels than Pillow's decompression-bomb limit "
+            f"({Image.MAX_IMAGE_PIXELS}); refused"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:  # Pillow's decoders raise these
+        raise DataError(
+            f"{path}: not a readable image ({str(exc).splitlines()[0][:200] if str(exc) else 'corrupt'})"
+        ) from None
+
+
 _IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
@@ -161,7 +206,7 @@ class Images(_PathDataset):
 
     params = (
         Param("path", "str", doc="the folder"),
-        Param("size", "ints", None, "resize every image to [height, width]"),
+        Param("size", "ints", None, "resize every image to [height, width]", minimum=1, maximum=1 << 15),
         Param("mode", "str", "L", "L (grayscale) or RGB", choices=("L", "RGB")),
     )
 
@@ -181,17 +226,37 @@ class Images(_PathDataset):
         return classes, items
 
     def _shape(self, cfg, first: str) -> tuple[int, ...]:
-        from PIL import Image
 
         if cfg.get("size"):
             h, w = cfg["size"]
         else:
-            with Image.open(first) as im:
+            with _image(first) as im:
                 w, h = im.size
         return (h, w) if cfg["mode"] == "L" else (3, h, w)
 
+    def _check_sizes(self, items: list[tuple[str, int]]) -> None:
+        """Without `size`, every image must have the first one's size (read from headers only)."""
+        from PIL import Image
+
+        first = None
+        for path, _ in items:
+            try:
+                with Image.open(path) as im:
+                    size = im.size
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                raise DataError(f"{path}: not a readable image ({exc})") from None
+            if first is None:
+                first = (path, size)
+            elif size != first[1]:
+                raise DataError(
+                    f"{path} is {size[0]}x{size[1]}, but {first[0]} is {first[1][0]}x{first[1][1]}; "
+                    "set `size: [height, width]` to resize every image"
+                )
+
     def arrays(self, cfg: dict) -> dict[str, ArrayInfo]:
         classes, items = self._scan(cfg)
+        if not cfg.get("size"):
+            self._check_sizes(items)
         return {
             "images": ArrayInfo(self._shape(cfg, items[0][0]), "uint8", "image", (0.0, 255.0)),
             "labels": ArrayInfo((), "int64", "label", classes=len(classes), names=tuple(classes)),
@@ -204,8 +269,7 @@ class Images(_PathDataset):
         shape = self._shape(cfg, items[0][0])
         images = np.empty((len(items), *shape), np.uint8)
         for i, (path, _) in enumerate(items):
-            with Image.open(path) as im:
-                im = im.convert(cfg["mode"])
+            with _image(path, cfg["mode"]) as im:
                 if im.size != (shape[-1], shape[-2]):
                     if not cfg.get("size"):
                         raise DataError(

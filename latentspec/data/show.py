@@ -17,10 +17,16 @@ from PIL import Image, ImageDraw, ImageFont
 
 from latentspec.components._kinds import DATASETS
 from latentspec.data._base import ArrayInfo
+from latentspec.errors import DataError, did_you_mean
+from latentspec_runtime._atomic import atomic_path
 
 TILE = 96  # minimum tile width in pixels; small images are scaled up by an integer factor
 PAD = 4
 JOINT_COLOURS = [(255, 80, 80), (255, 200, 60), (80, 220, 80), (80, 180, 255), (220, 110, 255)]
+
+
+class ParamError(DataError, ValueError):
+    """A ``--set`` dataset parameter that cannot be used (also a ValueError, as it always was)."""
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -33,13 +39,13 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"expected key=value, got {pair!r}")
+            raise ParamError(f"--set {pair!r}: expected key=value")
         *path, last = key.split(".")
         node = out
         for part in path:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ValueError(f"{key!r}: {part!r} is already set to a value")
+                raise ParamError(f"--set {key!r}: {part!r} is already set to a value")
         node[last] = _parse_value(text)
     return out
 
@@ -55,18 +61,34 @@ def _parse_value(text: str) -> Any:
 
 
 def _dataset(name: str) -> Any:
-    import latentspec.data.procedural  # noqa: F401  (registers the procedural datasets)
+    import latentspec.data.datasets  # noqa: F401  (registers the built-in datasets)
 
     if name not in DATASETS:
-        try:
-            from latentspec.components import load_all
-
-            load_all()
-        except ImportError:
-            pass
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; the datasets are: {', '.join(DATASETS.names())}")
+        raise DataError(
+            f"unknown dataset {name!r}{did_you_mean(name, DATASETS.names())}; the datasets are: {', '.join(DATASETS.names())}"
+        )
     return DATASETS[name]()
+
+
+def check_params(name: str, ds: Any, params: dict) -> None:
+    """Refuse unknown or ill-typed dataset parameters the way the spec's schema would."""
+    import jsonschema
+
+    known = {p.name: p for p in ds.params}
+    for key in params:
+        if key not in known:
+            raise DataError(
+                f"--set {key}: dataset {name} has no parameter {key!r}{did_you_mean(key, known)}"
+                f"; it has: {', '.join(known) or 'none'}"
+            )
+    schema = {"type": "object", "properties": {k: p.json_schema() for k, p in known.items()}}
+    missing = [k for k, p in known.items() if p.required and k not in params]
+    if missing:
+        raise DataError(f"dataset {name} needs --set {missing[0]}=VALUE ({known[missing[0]].doc})")
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(params))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path)
+        raise DataError(f"--set {where}: {error.message}")
 
 
 def _caption(name: str, info: ArrayInfo, value: np.ndarray) -> str:
@@ -101,10 +123,11 @@ def show(name: str, params: dict, n: int, out: str) -> None:
     scalar factors and labels as captions."""
     ds = _dataset(name)
     user = dict(params)
-    if any(p.name == "size" for p in ds.params):
+    if ds.procedural:  # render only the items shown (`size` is their count)
         user["size"] = n
     if any(p.name == "cache" for p in ds.params):
         user.setdefault("cache", False)
+    check_params(name, ds, user)
     cfg = ds.resolve(user)
     infos = ds.arrays(cfg)
     data = ds.load(cfg)
@@ -112,7 +135,7 @@ def show(name: str, params: dict, n: int, out: str) -> None:
     images = [k for k, i in infos.items() if i.kind == "image"]
     scalars = [k for k, i in infos.items() if i.kind in ("factor", "label") and i.shape == ()]
     if not images:
-        raise ValueError(f"dataset {name!r} has no image arrays to show")
+        raise DataError(f"dataset {name!r} has no image arrays to show")
     font = ImageFont.load_default()
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     h, w = data[images[0]].shape[-2:]
@@ -140,4 +163,5 @@ def show(name: str, params: dict, n: int, out: str) -> None:
                 draw.ellipse((cx - 1, cy - 1, cx + 1, cy + 1), fill=colour)
         for k, line in enumerate(captions[i]):
             draw.text((x0, y0 + h * scale + k * line_h), line, fill=(230, 230, 230), font=font)
-    sheet.save(out, optimize=True)
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, optimize=True)

@@ -19,10 +19,10 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 
-from latentspec.errors import ExportError
+from latentspec.components.exports import DEFAULT_OPSET
+from latentspec.errors import ExportError, RunError, did_you_mean
 
 FORMATS = ("onnx", "pt2", "triton", "torchscript")  # the writers below; names from the EXPORTS registry
-DEFAULT_OPSET = 18
 
 
 def _formats(formats: str | Iterable[str]) -> list[str]:
@@ -96,12 +96,17 @@ def export_model(
     metrics: dict | None = None,
     entries: Sequence[str] | None = None,
     directions: dict | None = None,
+    groups: dict | None = None,
+    claims: list[dict] | None = None,
 ) -> dict:
     """Export ``model`` (compiled from ``spec``) as a bundle folder ``out``; return the manifest.
 
     formats: any of onnx (always written), pt2, triton, torchscript. verify: run every entry in
     ONNX Runtime against PyTorch and the finished bundle through latentspec-runtime; raise
     :class:`ExportError` with a table when they differ. entries: only these entry points.
+    groups: the latents' groups as ``latentspec.run.directions.latent_groups`` gives them
+    (default: computed now, each group named after a continuous factor calibrated on the
+    training split).
     """
     from latentspec.export._manifest import build_manifest, plain_permissions, write_manifest
     from latentspec.export._onnx import export_graph_entry
@@ -112,11 +117,18 @@ def export_model(
     names = _entry_names(spec, entries)
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < _min_opset():
         raise ExportError(f"--opset must be an integer >= {_min_opset()}, got {opset!r}")
+    if groups is None:
+        from latentspec.run.directions import latent_groups
+
+        groups = latent_groups(spec, model)
     out = os.path.abspath(out)
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     _check_out(out)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out)}.tmp-")
+    try:
+        tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out)}.tmp-")
+    except OSError as exc:
+        raise ExportError(f"--out {out}: cannot write in {parent} ({exc.strerror})") from None
     try:
         plain_permissions(tmp)
         with _eval_mode(model), frozen(model):
@@ -140,8 +152,16 @@ def export_model(
 
                 blocks["triton"] = write_repository(tmp, manifest_entries)
             manifest = build_manifest(
-                spec, dump_resolved(spec), manifest_entries, tmp, metrics=metrics, directions=directions
+                spec,
+                dump_resolved(spec),
+                manifest_entries,
+                tmp,
+                metrics=metrics,
+                directions=directions,
+                groups=groups,
             )
+            if claims is not None:
+                manifest["claims"] = claims  # the spec's claims, checked on the run's eval.json
             manifest["formats"] = blocks
             write_manifest(tmp, manifest)
             if verify:
@@ -156,9 +176,11 @@ def export_model(
     return manifest
 
 
-def _directions(spec, model, run: str, asked: Sequence[str] | dict | None) -> dict:
-    """{name: {latent, vector}}: the run's ``directions.json``, plus ``NAME=FIELD:A:B`` requests
-    (the mean code of training examples with FIELD = B minus that of FIELD = A)."""
+def _directions(spec, model, run: str, asked: Sequence[str] | dict | None, groups: dict) -> dict:
+    """{name: {latent, vector, source}}: the run's ``directions.json``, plus requests
+    (``latentspec.run.directions.FORMS``): ``NAME=FIELD:A:B`` (the mean code of training examples
+    with FIELD = B minus that of FIELD = A), ``NAME=group:GROUP`` (the group's direction from
+    ``groups``: +1 of its factor when calibrated) or ``NAME=unit:K`` (code unit K)."""
     found: dict = {}
     path = os.path.join(run, "directions.json")
     if os.path.isfile(path):
@@ -171,15 +193,37 @@ def _directions(spec, model, run: str, asked: Sequence[str] | dict | None) -> di
     if isinstance(asked, dict):
         found.update(asked)
     elif asked:
-        from latentspec.export._manifest import code_output, latent_means
-        from latentspec.train.directions import direction, parse_direction
+        from latentspec.run.directions import code_latent, direction, group_direction, parse_direction
 
-        encode = spec.export.get("encode")
-        code = code_output(spec, encode) if encode is not None else None
-        latent = latent_means(spec).get(code, code if code in spec.latents else None)
-        for text in asked:
-            name, field, a, b = parse_direction(text)
-            found[name] = {"latent": latent, "vector": [float(v) for v in direction(spec, model, field, a, b)]}
+        requests = [parse_direction(text) for text in asked]  # every request's syntax before any work
+        latent = code_latent(spec)
+        for r in requests:
+            if r.kind == "means":
+                vector = direction(spec, model, r.field, r.a, r.b)
+                found[r.name] = {"latent": latent, "vector": [float(v) for v in vector], "source": r.source}
+                continue
+            if latent is None:
+                raise ExportError(f"--direction {r.name}={r.source}: the model has no encoder code to edit")
+            dim = spec.latents[latent].dim
+            if r.kind == "unit":
+                if r.unit >= dim:
+                    raise ExportError(f"--direction {r.name}={r.source}: latent '{latent}' has units 0..{dim - 1}")
+                vector = [0.0] * dim
+                vector[r.unit] = 1.0
+                found[r.name] = {"latent": latent, "vector": vector, "source": r.source, "units": "code"}
+                continue
+            known = groups.get(latent) or {}
+            if r.group not in known:
+                hint = did_you_mean(r.group, known)
+                listing = f"; it has: {', '.join(known)}" if known else " (it declares no `groups`)"
+                raise ExportError(
+                    f"--direction {r.name}={r.source}: latent '{latent}' has no group '{r.group}'{hint}{listing}"
+                )
+            try:
+                vector, units = group_direction(dim, known[r.group])
+            except RunError as exc:  # a group of several units without calibration
+                raise ExportError(f"--direction {r.name}={r.source}: {exc}") from None
+            found[r.name] = {"latent": latent, "vector": [float(v) for v in vector], "source": r.source, "units": units}
     return found
 
 
@@ -193,28 +237,56 @@ def export_run(
     which: str = "last",
     entries: Sequence[str] | None = None,
     directions: Sequence[str] | dict | None = None,
+    allow_python: bool = False,
+    calibrate: bool = True,
 ) -> dict:
     """Export the trained run directory ``run`` (checkpoint ``which``: last | best) as bundle ``out``.
 
     The manifest's metrics are the run's ``eval.json``, else the last epoch's test metrics; its
-    directions those of ``RUN/directions.json`` and ``directions`` (``NAME=FIELD:A:B`` strings,
-    or ``{name: {"latent": ..., "vector": [...]}}``).
+    directions those of ``RUN/directions.json`` and ``directions`` (``NAME=FIELD:A:B``,
+    ``NAME=group:GROUP`` or ``NAME=unit:K`` strings, or ``{name: {"latent": ..., "vector": [...]}}``);
+    its latents' groups are calibrated against the factors they are named after (see
+    ``latentspec.run.directions``; ``calibrate=False``: groups recorded without calibration,
+    so exporting reads no training data for them).
     """
     from latentspec.export._manifest import run_metrics
-    from latentspec.train.trainer import load_run
+    from latentspec.run import load_run
+    from latentspec.run.directions import latent_groups
 
-    spec, model = load_run(run, which=which)
+    spec, model = load_run(run, which=which, allow_python=allow_python)
+    metrics = run_metrics(run)
+    _refuse_non_finite(run, which, model, metrics)
+    groups = latent_groups(spec, model if calibrate else None)
+    from latentspec.spec._claims import check_claims_of_run
+
+    checked = check_claims_of_run(spec, run)
     return export_model(
         spec,
         model,
         out,
+        claims=[c.as_dict() for c in checked] if checked else None,
         formats=formats,
         verify=verify,
         opset=opset,
-        metrics=run_metrics(run),
+        metrics=metrics,
         entries=entries,
-        directions=_directions(spec, model, run, directions),
+        directions=_directions(spec, model, run, directions, groups),
+        groups=groups,
     )
+
+
+def _refuse_non_finite(run: str, which: str, model, metrics: dict) -> None:
+    """A run whose weights or metrics hold NaN/Inf is not exported (it would serve garbage)."""
+    import torch
+
+    from latentspec._finite import nonfinite_numbers
+
+    for name, value in model.state_dict().items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ExportError(f"{run}: checkpoint '{which}' has non-finite weights ({name}); nothing exported")
+    bad = nonfinite_numbers(metrics, "metrics")
+    if bad:
+        raise ExportError(f"{run}: the run's {bad[0]} is not finite; nothing exported")
 
 
 __all__ = ["FORMATS", "export_model", "export_run"]

@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from typing import Any
 
-from latentspec.compiler._plan import Placeholder, Plan
+from latentspec.graph import Field, Placeholder, Plan
+from latentspec.run._inputs import class_names
 from latentspec.spec._model import EntrySpec, Spec
+from latentspec_runtime._atomic import write_text
 
 FORMAT = "latentspec.bundle"
 FORMAT_VERSION = 1
@@ -30,28 +31,9 @@ def _umask() -> int:
 
 
 def plain_permissions(path: str) -> None:
-    """The permissions an ordinary open()/mkdir() would give (mkstemp/mkdtemp use 0600/0700)."""
-    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        plain_permissions(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """The permissions an ordinary mkdir() would give a folder (mkdtemp's are 0700); files get
+    0644 from the atomic-write helper."""
+    os.chmod(path, 0o777 & ~_umask())
 
 
 def sha256_file(path: str) -> str:
@@ -83,12 +65,12 @@ def _range(r) -> list[float] | None:
 
 
 def mask_tensors(spec: Spec, entry: EntrySpec | None = None) -> set[str]:
-    """Tensors that are masks: the third input of a masked_recon term, a name with "mask" in it,
-    or an entry-only input declared with ``meaning: mask``."""
+    """Tensors that are masks by declaration, never by name: the input of a term in its "mask"
+    role (``masked_recon``'s third), or an entry-only input declared with ``meaning: mask``."""
     terms = list(spec.objective.values()) + list(entry.terms if entry else ())
-    found = {t.inputs[2] for t in terms if t.term == "masked_recon" and len(t.inputs) >= 3}
+    found = {m for t in terms if (m := t.role("mask")) is not None}
     if entry is not None:
-        found |= {t for t, decl in entry.local.items() if decl.get("meaning") == "mask"}
+        found |= {t for t, decl in entry.local.items() if decl.meaning == "mask"}
     return found
 
 
@@ -135,20 +117,23 @@ def describe_input(spec: Spec, entry: EntrySpec, plan: Plan, ph: Placeholder) ->
         d.update(meaning="noise", distribution=ph.distribution or "normal", latent=ph.latent)
         return d
     t = ph.tensor
-    declared = entry.local.get(t, {}).get("meaning")
+    declared = entry.local[t].meaning if t in entry.local else None
     rng = _range(info.range) if info is not None else None
     shape = ph.shape or ()
     if t in spec.latents:
         d.update(meaning="latent", latent=t)
     elif declared in MEANINGS and declared not in ("noise", "iterations", "latent"):
         d["meaning"] = declared
-    elif t in mask_tensors(spec, entry) or "mask" in t.lower():
+    elif t in mask_tensors(spec, entry):
         d["meaning"] = "mask"
     elif ph.dtype == "int64" and info is not None and info.classes:
         d["meaning"] = "label"
         rng = [0, int(info.classes) - 1]
-    elif ph.dtype == "float32" and len(shape) == 3 and spec.producers.get(t) in ("field", "entry-input", None):
-        d["meaning"] = "image"
+        names = class_names(spec, t)  # the runtime takes y=heart as well as y=0
+        if names:
+            d["classes"] = list(names)
+    elif ph.dtype == "float32" and len(shape) == 3 and isinstance(spec.producers.get(t, Field(t)), Field):
+        d["meaning"] = "image"  # a field, or the entry's own input (no producer in the model)
     if d["meaning"] == "mask":
         rng = rng or [0.0, 1.0]
     d["range"] = rng
@@ -176,7 +161,7 @@ def describe_output(
         d.update(meaning="latent", latent=name)
     elif name in means:
         d.update(meaning="latent", latent=means[name])
-    elif "mask" in name.lower():
+    elif name in mask_tensors(spec):
         d["meaning"] = "mask"
     elif dtype == "int64" and info is not None and info.classes:
         d.update(meaning="label", range=[0, int(info.classes) - 1])
@@ -186,9 +171,9 @@ def describe_output(
 
 
 def code_output(spec: Spec, entry: EntrySpec) -> str | None:
-    """The ``code`` of an ``encode`` entry: the first output that is the mean of a latent,
-    else the first output that is a latent."""
-    if entry.name != "encode":
+    """The ``code`` of an entry of kind ``encode``: the first output that is the mean of a
+    latent, else the first output that is a latent."""
+    if entry.kind != "encode":
         return None
     means = latent_means(spec)
     for t in entry.outputs:
@@ -200,17 +185,26 @@ def code_output(spec: Spec, entry: EntrySpec) -> str | None:
 # -- the manifest --------------------------------------------------------------------------------
 
 
-def latents_block(spec: Spec) -> dict[str, Any]:
-    return {
-        name: {
+def latents_block(spec: Spec, groups: dict[str, dict] | None = None) -> dict[str, Any]:
+    """Each latent's dim, prior, projection and table flag; a latent that declares groups also
+    its ``groups``: those of ``groups[latent]`` (with factor calibration, from
+    ``latentspec.run.directions.latent_groups``), else each group's units alone."""
+    out: dict[str, Any] = {}
+    for name, lat in spec.latents.items():
+        out[name] = {
             "dim": lat.dim,
             "prior": lat.prior,
             "project": lat.project,
             "radius": lat.radius if lat.project == "l2_ball" else None,
             "table": lat.table,
         }
-        for name, lat in spec.latents.items()
-    }
+        if lat.groups:
+            given = (groups or {}).get(name) or {}
+            out[name]["groups"] = {
+                g: given.get(g) or {"units": [int(u) for u in units], "factor": None, "calibration": None}
+                for g, units in lat.groups.items()
+            }
+    return out
 
 
 def spec_block(text: str) -> dict[str, str]:
@@ -226,8 +220,10 @@ def build_manifest(
     metrics: dict | None = None,
     directions: dict | None = None,
     verified: dict | None = None,
+    groups: dict | None = None,
 ) -> dict[str, Any]:
-    """The manifest of the bundle folder ``root`` (its files hashed now)."""
+    """The manifest of the bundle folder ``root`` (its files hashed now); ``groups``: the
+    latents' groups with factor calibration (see :func:`latents_block`)."""
     from latentspec import __version__
 
     files = file_hashes(root)
@@ -239,7 +235,7 @@ def build_manifest(
         "latentspec_version": __version__,
         "name": spec.name,
         "spec": spec_block(spec_text),
-        "latents": latents_block(spec),
+        "latents": latents_block(spec, groups),
         "entries": entries,
         "directions": directions or {},
         "metrics": metrics or {},
@@ -251,7 +247,14 @@ def build_manifest(
 
 
 def write_manifest(root: str, manifest: dict[str, Any]) -> None:
-    atomic_write_text(os.path.join(root, "manifest.json"), json.dumps(manifest, indent=2) + "\n")
+    """Write strict JSON: a NaN or infinity anywhere is refused, never written as ``NaN``."""
+    from latentspec._finite import nonfinite_numbers
+    from latentspec.errors import ExportError
+
+    bad = nonfinite_numbers(manifest)
+    if bad:
+        raise ExportError(f"the manifest would hold a non-finite number at {bad[0]}; nothing non-finite is exported")
+    write_text(os.path.join(root, "manifest.json"), json.dumps(manifest, indent=2, allow_nan=False) + "\n")
 
 
 def run_metrics(run: str) -> dict[str, Any]:

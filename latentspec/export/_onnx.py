@@ -19,10 +19,11 @@ import torch
 from torch import nn
 
 from latentspec.compiler import CompiledModel
-from latentspec.compiler._plan import Placeholder, Plan
 from latentspec.errors import ExportError
 from latentspec.export._manifest import code_output, describe_input, describe_output
+from latentspec.graph import Placeholder, Plan
 from latentspec.spec._model import EntrySpec
+from latentspec_runtime._atomic import atomic_path
 
 # Run onnxscript's graph optimizer on each export (constant folding, dead code): a little time,
 # smaller graphs.
@@ -160,14 +161,8 @@ def export_onnx(
             f"entry '{entry}': torch.onnx.export failed ({type(exc).__name__}: {first}); "
             "run with --debug for the traceback"
         ) from exc
-    tmp = os.path.join(os.path.dirname(path), f".tmp-{os.path.basename(path)}")
-    try:
-        with quiet():
-            program.save(tmp, external_data=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, quiet():
+        program.save(tmp, external_data=False)
     m = onnx.load(path)
     got = _opset_of(m)
     if got != opset:
@@ -226,6 +221,7 @@ def export_graph_entry(model: CompiledModel, entry: EntrySpec, root: str, opset:
     ]
     manifest = {
         "kind": "graph",
+        "task": entry.kind,
         "file": file,
         "sha256": None,
         "opset": opset,

@@ -124,7 +124,7 @@ class _PerExample(TorchFunctionMode):
 
 
 def _weight(t: TermSpec) -> float:
-    from latentspec.train.trainer import term_weight
+    from latentspec.run import term_weight
 
     # a scheduled weight: its value at the end of training
     return term_weight(t, 10**9, 1e9)
@@ -153,7 +153,7 @@ class OptimizeGraph:
     """The pieces of one ``optimize:`` entry: its GraphModule, terms, variable and data inputs."""
 
     def __init__(self, model: CompiledModel, entry: EntrySpec) -> None:
-        from latentspec.train.trainer import build_term
+        from latentspec.run import build_term
 
         spec = model.spec
         self.model, self.entry = model, entry
@@ -394,6 +394,7 @@ def export_optimize_entry(model: CompiledModel, entry: EntrySpec, root: str, ops
     block = optimize_block(og)
     manifest = {
         "kind": "optimize",
+        "task": entry.kind,
         "file": file,
         "sha256": None,
         "opset": opset,

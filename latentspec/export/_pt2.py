@@ -21,6 +21,7 @@ import torch
 from latentspec.compiler import CompiledModel
 from latentspec.errors import ExportError
 from latentspec.export._onnx import Exported, batch_dims, example_batch, named_module, quiet
+from latentspec_runtime._atomic import atomic_path
 
 
 def _example(model: CompiledModel, placeholders, batch: int) -> list[torch.Tensor]:
@@ -63,20 +64,15 @@ def export_pt2(model: CompiledModel, root: str) -> dict:
     args = _example(model, phs, example_batch(phs))
     dynamic = batch_dims(phs, torch.export.Dim("batch"))
     path = os.path.join(root, "model.pt2")
-    tmp = os.path.join(root, ".tmp-model.pt2")
     try:
-        with quiet(), torch.no_grad():
+        with quiet(), torch.no_grad(), atomic_path(path) as tmp:
             program = torch.export.export(module, tuple(args), dynamic_shapes=dynamic)
             torch.export.save(program, tmp)
-        os.replace(tmp, path)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ExportError(
             f"model.pt2: torch.export of the training graph failed ({type(exc).__name__}: {first})"
         ) from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     with quiet(), torch.no_grad():
         loaded = torch.export.load(path).module()
         small = _example(model, phs, 2)
@@ -103,17 +99,12 @@ def export_torchscript(model: CompiledModel, root: str, exported: Sequence[Expor
         os.makedirs(folder, exist_ok=True)
         args = example_inputs(model, ex.plan.placeholders, example_batch(ex.plan.placeholders))
         path = os.path.join(folder, f"{ex.name}.pt")
-        tmp = os.path.join(folder, f".tmp-{ex.name}.pt")
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), atomic_path(path) as tmp:
                 warnings.simplefilter("ignore")  # TorchScript is deprecated and says so on every call
                 traced = torch.jit.trace(ex.module, tuple(args), check_trace=False)
                 torch.jit.save(traced, tmp)
-            os.replace(tmp, path)
         except Exception as exc:
             raise ExportError(f"entry '{ex.name}': torch.jit.trace failed ({type(exc).__name__}: {exc})") from exc
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         written.append(ex.name)
     return written

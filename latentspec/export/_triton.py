@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Sequence
 from typing import Any
 
-from latentspec.export._manifest import atomic_write_text
+from latentspec_runtime._atomic import atomic_path, write_text
 
 
 def max_batch() -> int:
@@ -92,10 +92,9 @@ def write_repository(root: str, entries: dict[str, dict]) -> list[str]:
             continue
         folder = os.path.join(root, "triton", name)
         os.makedirs(os.path.join(folder, "1"), exist_ok=True)
-        atomic_write_text(os.path.join(folder, "config.pbtxt"), config_text(name, entry))
-        tmp = os.path.join(folder, "1", ".tmp-model.onnx")
-        shutil.copyfile(os.path.join(root, entry["file"]), tmp)
-        os.replace(tmp, os.path.join(folder, "1", "model.onnx"))
+        write_text(os.path.join(folder, "config.pbtxt"), config_text(name, entry))
+        with atomic_path(os.path.join(folder, "1", "model.onnx")) as tmp:
+            shutil.copyfile(os.path.join(root, entry["file"]), tmp)
         written += [f"triton/{name}/config.pbtxt", f"triton/{name}/1/model.onnx"]
     return written
 

@@ -75,7 +75,7 @@ class Inputs:
 
     def _rows(self, field: str, batch: int) -> torch.Tensor:
         if self._data is None:
-            from latentspec.train.data import SplitData
+            from latentspec.data.pipeline import SplitData
 
             self._data = SplitData.build(self.spec, "test" if "test" in self.spec.data.split else "train")
         values = self._data.fields[field]
@@ -156,7 +156,7 @@ def _loop_initial(model: CompiledModel, ex: Exported, inputs: Sequence[torch.Ten
     if not found:
         return {}
     entry = spec.export[ex.name]
-    gm, plan = model.graph(list(found.values()), entry.inputs, training=False)
+    gm, plan = model.graph(list(found.values()), entry.inputs, training=False, prior=entry.prior)
     env = dict(zip(ex.input_names, inputs))
     with torch.no_grad():
         values = gm(*(env[ph.name] for ph in plan.placeholders))
@@ -234,6 +234,13 @@ def _as_dict(ex: Exported, out) -> dict[str, np.ndarray]:
     return {ex.manifest["outputs"][0]["name"]: out}
 
 
+def _runtime_task(bundle, ex: Exported) -> str | None:
+    """The entry's task when the runtime's method for it runs this entry (else None: the entry
+    is checked through ``bundle.run``)."""
+    task = ex.manifest.get("task")
+    return task if task and bundle.has_task(task) and bundle.entry_for(task) == ex.name else None
+
+
 def _runtime_graph(bundle, ex: Exported, inputs: Inputs, batch: int) -> list[Check]:
     described = ex.manifest["inputs"]
     args = inputs.make(ex, batch)
@@ -243,20 +250,20 @@ def _runtime_graph(bundle, ex: Exported, inputs: Inputs, batch: int) -> list[Che
     full.update(noise)
     given = {d["name"]: full[d["name"]] for d in described if d["meaning"] not in ("noise", "iterations")}
     iterations = next((int(full[d["name"]]) for d in described if d["meaning"] == "iterations"), None)
-    name = ex.name
+    name, task = ex.name, _runtime_task(bundle, ex)
     plain = all(s == "batch" or isinstance(s, int) for d in described for s in d["shape"])
     if not plain:  # a batch*k axis: only the generic call takes it (noise given, not drawn)
         got = bundle.run(name, full)
-    elif name == "sample":
+    elif task == "sample":
         got = bundle.sample(batch, seed=seed, **given)
-    elif name == "generate":
+    elif task == "generate":
         got = bundle.generate(seed=seed, **given)
-    elif name in ("decode", "encode", "swap", "refine"):
-        main = _pick(described, ("latent", "value", "image") if name == "decode" else ("image", "value", "latent"))
+    elif task in ("decode", "encode", "swap", "refine"):
+        main = _pick(described, ("latent", "value", "image") if task == "decode" else ("image", "value", "latent"))
         rest = {k: v for k, v in given.items() if k != main}
-        if name == "refine":
+        if task == "refine":
             rest["iterations"] = iterations
-        got = getattr(bundle, name)(given[main], seed=seed, **rest)
+        got = getattr(bundle, task)(given[main], seed=seed, **rest)
     else:
         got = bundle.run(name, full)
     got = _as_dict(ex, got)
@@ -272,11 +279,12 @@ def _runtime_optimize(bundle, ex: Exported, inputs: Inputs) -> list[Check]:
     given = {n: a.numpy() for n, a in zip(og.data_names, args)}
     described = ex.manifest["inputs"]
     seed = 0
-    if ex.name in ("invert", "inpaint"):
+    task = _runtime_task(bundle, ex)
+    if task in ("invert", "inpaint"):
         steps = REFERENCE_STEPS
         main = _pick(described, ("image", "value", "latent"))
         rest = {k: v for k, v in given.items() if k != main}
-        if ex.name == "inpaint":
+        if task == "inpaint":
             mask = next((d["name"] for d in described if d["meaning"] == "mask"), None)
             if mask is None:
                 got = bundle.run(ex.name, given)
@@ -347,7 +355,9 @@ def verify(model: CompiledModel, root: str, exported: Sequence[Exported], *, run
             block["runtime_max_abs_diff"] = max(c.diff for c in rt)
         if ex.kind == "optimize" and rt:
             block["reference_steps"] = (
-                REFERENCE_STEPS if ex.name in ("invert", "inpaint") else ex.manifest["optimize"]["steps"]
+                REFERENCE_STEPS
+                if ex.manifest.get("task") in ("invert", "inpaint")
+                else ex.manifest["optimize"]["steps"]
             )
         verified[ex.name] = block
     return verified

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+Embedding = nn.Embedding  # `module: embedding` is torch's own (see latentspec.nn.ops on why it is named here)
+
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
@@ -322,3 +324,65 @@ def load_python(class_path: str, args: dict[str, Any]) -> nn.Module:
     except (ImportError, AttributeError) as err:
         raise ImportError(f"python module: cannot load {class_path!r}: {err}") from err
     return cls(**args)
+
+
+class GaussianPrior(nn.Module):
+    """A full-covariance Gaussian prior N(μ, L Lᵀ) fitted to codes: z = μ + L ε, ε ~ N(0, I).
+
+    ``fit(codes)`` sets μ to their mean and L to the Cholesky factor of their (unbiased)
+    covariance plus ``reg`` I; the buffers start as the standard normal (μ = 0, L = I).
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))  # (D,)
+        self.register_buffer("scale_tril", torch.eye(dim))  # (D, D), lower triangular
+
+    def forward(self, eps: Tensor) -> Tensor:
+        return self.mean + eps @ self.scale_tril.T  # (B, D)
+
+    @torch.no_grad()
+    def fit(self, codes: Tensor, seed: int = 0, reg: float = 1e-6) -> None:
+        x = codes.to(torch.float64)  # (N, D)
+        cov = torch.cov(x.T).reshape(x.shape[1], x.shape[1]) + reg * torch.eye(x.shape[1], dtype=x.dtype)
+        self.mean.copy_(x.mean(0))
+        self.scale_tril.copy_(torch.linalg.cholesky(cov))
+
+
+class GMMPrior(nn.Module):
+    """A K-component full-covariance Gaussian mixture prior, sampled without branches.
+
+    z = μ_k + L_k ε with k = #{j : u ≥ c_j}, u ~ U(0, 1), c the cumulative mixture weights
+    (the last set to 2, above any u): the uniform input picks the component by inverse-CDF
+    sampling, so the exported graph is a comparison, a sum, two gathers and a matmul.
+    ``fit(codes, seed)`` runs scikit-learn's ``GaussianMixture`` (EM, k-means start).
+    """
+
+    def __init__(self, dim: int, components: int) -> None:
+        super().__init__()
+        k = components
+        self.register_buffer("weights", torch.full((k,), 1.0 / k))  # (K,)
+        self.register_buffer("edges", torch.cat([torch.arange(1, k) / k, torch.tensor([2.0])]))  # (K,)
+        self.register_buffer("means", torch.zeros(k, dim))  # (K, D)
+        self.register_buffer("scale_tril", torch.eye(dim).repeat(k, 1, 1))  # (K, D, D)
+
+    def forward(self, eps: Tensor, u: Tensor) -> Tensor:
+        k = (u >= self.edges).to(torch.int64).sum(-1).clamp(max=self.edges.shape[0] - 1)  # (B,)
+        scale = self.scale_tril[k]  # (B, D, D)
+        return self.means[k] + (scale @ eps.unsqueeze(-1)).squeeze(-1)  # (B, D)
+
+    @torch.no_grad()
+    def fit(self, codes: Tensor, seed: int = 0, reg: float = 1e-6) -> None:
+        from latentspec._extras import require
+
+        mixture = require("sklearn.mixture", "gmm", "a gmm prior")
+        k = self.weights.shape[0]
+        gm = mixture.GaussianMixture(k, covariance_type="full", reg_covar=reg, random_state=seed % 2**32)
+        gm.fit(codes.to(torch.float64).cpu().numpy())
+        weights = torch.as_tensor(gm.weights_)
+        edges = weights.cumsum(0)
+        edges[-1] = 2.0
+        self.weights.copy_(weights)
+        self.edges.copy_(edges)
+        self.means.copy_(torch.as_tensor(gm.means_))
+        self.scale_tril.copy_(torch.linalg.cholesky(torch.as_tensor(gm.covariances_)))

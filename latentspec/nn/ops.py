@@ -15,6 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# torch's own layers for the ops that are exactly one of them: named here, so the component
+# declarations reach torch only through latentspec.nn (the import-linter contract).
+Sigmoid, Tanh, ReLU, Softplus, Flatten = nn.Sigmoid, nn.Tanh, nn.ReLU, nn.Softplus, nn.Flatten
+
 
 class Reparameterize(nn.Module):
     """z = μ + exp(½ log σ²) · ε; with k samples μ, log σ² are repeated k times per example

@@ -15,20 +15,22 @@ import yaml
 from latentspec.spec._diagnostics import Diagnostic, SpecError, did_you_mean, format_diagnostics, json_path
 from latentspec.spec._model import DataSpec, EntrySpec, FieldSpec, NodeSpec, Spec, StageSpec, TermSpec, TrainSpec
 from latentspec.spec._schema import spec_schema
-from latentspec.spec._yaml import Document, load_file, load_text
+from latentspec.spec._yaml import Document, load_file, load_text, parse_value
 
 
 def apply_overrides(doc: Document, overrides: list[str]) -> None:
-    """Apply ``key.path=value`` overrides (value parsed as YAML) to the loaded data in place."""
+    """Apply ``key.path=value`` overrides to the loaded data in place. The value is read as the
+    spec file reads YAML (``1e-3`` is a number); problems are located at ``--set KEY``."""
     for item in overrides:
         key, sep, value = item.partition("=")
+        key = key.strip()
+        where = f"--set {key or item}"
         if not sep or not key:
-            raise SpecError([Diagnostic(1, 1, "error", "$", f"--set {item!r}: expected KEY.PATH=VALUE", "--set")])
-        try:
-            parsed = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            parsed = value
+            raise SpecError([Diagnostic(0, 0, "error", "$", f"expected KEY.PATH=VALUE, got {item!r}", where)])
         parts = [int(p) if p.isdigit() else p for p in key.split(".")]
+        if any(p == "" for p in parts):
+            raise SpecError([Diagnostic(0, 0, "error", "$", f"{key!r} is not a dotted key path", where)])
+        parsed = parse_value(value, where, tuple(parts)) if value.strip() else ""
         cur = doc.data
         for i, p in enumerate(parts[:-1]):
             nxt = (
@@ -39,18 +41,8 @@ def apply_overrides(doc: Document, overrides: list[str]) -> None:
             )
             if nxt is None:
                 if not isinstance(cur, dict):
-                    raise SpecError(
-                        [
-                            Diagnostic(
-                                1,
-                                1,
-                                "error",
-                                json_path(parts[: i + 1]),
-                                f"--set {key}: cannot descend into {type(cur).__name__}",
-                                "--set",
-                            )
-                        ]
-                    )
+                    msg = f"cannot descend into {type(cur).__name__}"
+                    raise SpecError([Diagnostic(0, 0, "error", json_path(parts[: i + 1]), msg, where)])
                 nxt = cur[p] = {}
             cur = nxt
         last = parts[-1]
@@ -59,9 +51,8 @@ def apply_overrides(doc: Document, overrides: list[str]) -> None:
         elif isinstance(cur, dict):
             cur[last] = parsed
         else:
-            raise SpecError(
-                [Diagnostic(1, 1, "error", json_path(parts), f"--set {key}: no such place in the spec", "--set")]
-            )
+            raise SpecError([Diagnostic(0, 0, "error", json_path(parts), "no such place in the spec", where)])
+        doc.overrides[tuple(parts)] = where
 
 
 def check_document(doc: Document, base_dir: str | None = None) -> tuple[Spec | None, list[Diagnostic]]:
@@ -70,14 +61,52 @@ def check_document(doc: Document, base_dir: str | None = None) -> tuple[Spec | N
     from latentspec.spec._validate import Checker
 
     diags, blocking = schema_diagnostics(doc, spec_schema())
-    if blocking:
-        return None, sorted(diags)
     if base_dir is None:
         base_dir = os.path.dirname(os.path.abspath(doc.file)) if not doc.file.startswith("<") else os.getcwd()
+    if blocking:
+        return None, sorted(diags + _semantics_of_the_rest(doc, base_dir))
     checker = Checker(doc, base_dir)
     spec = checker.run()
+    if spec is not None and not diags and isinstance(doc.data, dict) and doc.data.get("sweep"):
+        from latentspec.spec._sweep import check_sweep
+
+        # every searched path and value, tried on the spec like --set
+        found = check_sweep(doc)[1]
+        diags += found
+        if found:
+            spec = None
+    if spec is not None and not diags and isinstance(doc.data, dict) and doc.data.get("claims"):
+        from latentspec.spec._claims import check_claims
+
+        found = check_claims(doc, spec)  # every metric path one that `eval` writes for this spec
+        diags += found
+        if found:
+            spec = None
+    if spec is not None and not diags and not any(d.severity == "error" for d in checker.diags):
+        from latentspec.spec._limits import cost_diagnostics
+
+        found = cost_diagnostics(doc, spec)  # refused before anything is allocated
+        diags += found
+        if found:
+            spec = None
     every = sorted(diags + checker.diags)
     return (None if diags else spec), every
+
+
+def _semantics_of_the_rest(doc: Document, base_dir: str) -> list[Diagnostic]:
+    """The semantic pass on what the schema accepted (spec._partial): nodes, terms and entries
+    it refused are set aside; [] when the refused part is not such an item."""
+    from latentspec.spec._errors import blocking_paths
+    from latentspec.spec._partial import set_aside
+    from latentspec.spec._validate import Checker
+
+    schema = spec_schema()
+    rest = set_aside(doc, blocking_paths(doc.data, schema))
+    if rest is None or blocking_paths(rest.doc.data, schema):
+        return []
+    checker = Checker(rest.doc, base_dir, neutral=rest.nodes, also_read=rest.reads)
+    checker.run()
+    return [d for d in checker.diags if rest.unrelated(d)]
 
 
 def validate_text(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+
+from latentspec.errors import did_you_mean  # noqa: F401  (re-exported: spec diagnostics suggest names)
 
 Path = tuple  # a JSON path into the spec: ("nodes", "enc", "hidden", 0)
 
@@ -18,10 +19,8 @@ def json_path(path: Sequence) -> str:
     return out
 
 
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest choice, or ``""``."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+# control characters (a key holding a newline) written as escapes: a diagnostic is one line
+_VISIBLE = {c: repr(chr(c))[1:-1] for c in [*range(32), *range(127, 160), 0x2028, 0x2029]}
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -36,7 +35,9 @@ class Diagnostic:
     file: str = dataclasses.field(default="<spec>", compare=False)
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {self.path}: {self.message}"
+        # line 0: not in a file but on the command line (``--set KEY``)
+        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
+        return f"{where}: {self.severity}: {self.path.translate(_VISIBLE)}: {self.message.translate(_VISIBLE)}"
 
     def as_dict(self) -> dict:
         return {

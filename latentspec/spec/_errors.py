@@ -39,10 +39,19 @@ def _expected(schema: dict) -> str:
     return _TYPE_NAMES.get(t, str(t))
 
 
+# JSON Schema counts 100.0 as an integer; a spec does not (a float batch size or dim would reach torch)
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool)
+    ),
+)
+
+
 def schema_diagnostics(doc: Document, schema: dict) -> tuple[list[Diagnostic], bool]:
     """The schema's diagnostics, and whether they block the semantic pass (anything but
     unknown keys does: unknown keys are ignored by the model, so the graph can still be checked)."""
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _Validator(schema)
     out: list[Diagnostic] = []
     blocking = False
     for err in validator.iter_errors(doc.data):
@@ -56,6 +65,13 @@ def schema_diagnostics(doc: Document, schema: dict) -> tuple[list[Diagnostic], b
             seen.add(key)
             unique.append(d)
     return unique, blocking
+
+
+def blocking_paths(data: object, schema: dict) -> list[tuple]:
+    """Where the schema errors that block the semantic pass are (see :func:`schema_diagnostics`)."""
+    return [
+        tuple(e.absolute_path) for e in _Validator(schema).iter_errors(data) if e.validator != "additionalProperties"
+    ]
 
 
 def _convert(doc: Document, err: jsonschema.ValidationError) -> list[Diagnostic]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from latentspec.components._node import LatentInfo, TensorInfo
+from latentspec.components._registry import Choice, Config
+from latentspec.graph import Graph, NodeSpec, Producer
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class FieldSpec:
     name: str
     source: str | tuple[str, ...]  # dataset array name, "index", or scalar arrays to stack
@@ -26,93 +29,95 @@ class FieldSpec:
         return ",".join(f"{k}={v}" for k, v in sorted(self.where.items())) or "*"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class DataSpec:
-    dataset: str
-    dataset_cfg: dict[str, Any]
+    dataset: Choice  # a DATASETS entry and its config
     split: dict[str, float]
     fields: dict[str, FieldSpec]
-    batch: int = 64
-    test_batch: int | None = None
-    sampler: str = "shuffle"
-    sampler_cfg: dict[str, Any] = dataclasses.field(default_factory=dict)
-    drop_last: bool = False
+    batch: int
+    test_batch: int
+    sampler: Choice  # a SAMPLERS entry and its config
+    drop_last: bool
 
 
-@dataclasses.dataclass(frozen=True)
-class NodeSpec:
-    name: str
-    kind: str  # "module" | "op" | "use"
-    type: str  # the registry name (for `use`, the shared node's registry name)
-    owner: str  # the node that owns the parameters (itself, or the `use` target)
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    cfg: dict[str, Any]
-    method: str | None = None
-    body: dict[str, NodeSpec] | None = None  # loop nodes
-    state: dict[str, str] | None = None  # loop: state tensor -> initial tensor
-    path: tuple = ()
-
-    @property
-    def reads(self) -> tuple[str, ...]:
-        """The outer tensors the node reads: its inputs; for a loop, the initial states, then
-        what its body reads from outside."""
-        if self.body is None:
-            return self.inputs
-        local = set(self.state or {}) | {t for b in self.body.values() for t in b.outputs}
-        outer = [t for b in self.body.values() for t in b.inputs if t not in local]
-        return tuple(dict.fromkeys([*(self.state or {}).values(), *outer]))
-
-
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TermSpec:
     name: str
     term: str
     inputs: tuple[str, ...]
-    cfg: dict[str, Any]
-    weight: float | dict = 1.0  # a number or a schedule {schedule: linear, ...}
+    cfg: Config  # the term component's parameters, typed and frozen
+    weight: float | Choice = 1.0  # a number, or a SCHEDULES entry and its config
     stages: tuple[str, ...] | None = None
     path: tuple = ()
 
+    def role(self, role: str) -> str | None:
+        """The tensor the term takes in ``role`` (e.g. "reconstruction", "target"), as its
+        component declares (``TermComponent.roles``); None when it has no such input."""
+        from latentspec.components import TERMS
 
-@dataclasses.dataclass(frozen=True)
+        i = TERMS[self.term].roles.get(role)
+        return self.inputs[i] if i is not None and i < len(self.inputs) else None
+
+    @property
+    def distribution(self) -> str | None:
+        """The likelihood the term scores its reconstruction under: "bernoulli" (it takes
+        logits), "gaussian" (a mean), or None (not a likelihood)."""
+        from latentspec.components import TERMS
+
+        return TERMS[self.term].distribution_of(self.cfg)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class StageSpec:
     name: str
     trainable: tuple[str, ...]
     terms: tuple[str, ...]
-    optimizer: dict[str, Any]
-    epochs: int = 1
+    optimizer: Choice  # an OPTIMIZERS entry and its config
+    epochs: int
     steps: int | None = None
     fit: str | None = None
-    schedule: dict | None = None
+    schedule: Choice | None = None  # a SCHEDULES entry (the learning-rate multiplier)
     clip_grad: float | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainSpec:
     stages: tuple[StageSpec, ...]
-    amp: bool = False
-    compile: bool = False
-    eval_every: int = 1
-    samples_every: int = 0
-    log_every: int = 10
+    amp: bool
+    compile: bool
+    eval_every: int
+    samples_every: int
+    log_every: int
+    track: tuple = ()  # (tracker name, its config) pairs: the sinks the run streams to
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InputSpec:
+    """A tensor only one entry takes (``export.E.inputs``), e.g. an inpainting mask."""
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    meaning: str | None = None  # image | mask | latent | label | value
+    range: tuple[float, float] | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class EntrySpec:
     name: str
+    kind: str  # what it does (spec._sections.ENTRY_KINDS): from the name, or declared
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     optimize: str | None = None
     terms: tuple[TermSpec, ...] = ()
-    steps: int = 200
-    lr: float = 0.05
-    starts: int = 1
+    steps: int
+    lr: float
+    starts: int
     iterations: int | None = None
-    local: dict[str, dict] = dataclasses.field(default_factory=dict)  # entry-only input tensors
+    local: dict[str, InputSpec] = dataclasses.field(default_factory=dict)  # entry-only input tensors
+    prior: tuple[str, ...] = ()  # latents drawn from their prior even when the inputs reach their producer
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Spec:
     name: str
     seed: int
@@ -124,10 +129,21 @@ class Spec:
     train: TrainSpec
     export: dict[str, EntrySpec]
     infos: dict[str, TensorInfo]  # every tensor's inferred info
-    producers: dict[str, str]  # tensor -> "field" | "latent" | node name
+    producers: dict[str, Producer]  # tensor -> Field | Latent | Node
     text: str
     file: str
     raw: dict = dataclasses.field(repr=False, default_factory=dict)
+
+    @functools.cached_property
+    def graph(self) -> Graph:
+        """The tensor graph (nodes in topological order) that planning and compiling read."""
+        return Graph(self.nodes, self.latents, self.producers, self.infos)
+
+    def entry_of_kind(self, kind: str) -> EntrySpec | None:
+        """The export entry that does ``kind`` (encode, decode, sample, ...): the one named
+        ``kind`` when several do, else the first; None when none does."""
+        found = [e for e in self.export.values() if e.kind == kind]
+        return next((e for e in found if e.name == kind), found[0] if found else None)
 
     @property
     def base_dir(self) -> str:

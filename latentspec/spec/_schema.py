@@ -12,17 +12,30 @@ from latentspec.components import (
     SAMPLERS,
     SCHEDULES,
     TERMS,
-    load_all,
+    TRACKERS,
 )
 from latentspec.components._registry import Component, Registry
+from latentspec.registries import load_all
+from latentspec.spec._sections import (
+    CLAIM,
+    DATA,
+    DEFAULT_OPTIMIZER,
+    ENTRY,
+    ENTRY_INPUT,
+    FIELD,
+    LATENT,
+    NAME,
+    NAMES,
+    STAGE,
+    TERM,
+    TOP,
+    TRAIN,
+)
+from latentspec.spec._sweep import SWEEP
 
 SCHEMA_ID = "https://latentspec.dev/schema/latentspec-1.schema.json"
-NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-SPEC_VERSION = 1
 
-_NAME = {"type": "string", "pattern": NAME_PATTERN}
-_NAMES = {"anyOf": [_NAME, {"type": "array", "items": _NAME}]}
-_NUM = {"type": "number"}
+_NAME, _NAMES = NAME, NAMES
 
 
 def _closed(props: dict, required: list[str] | tuple = (), doc: str = "") -> dict:
@@ -86,8 +99,7 @@ def spec_schema() -> dict:
 
     sched_head, d = _dispatch(SCHEDULES, "schedule", {})
     defs.update(d)
-    defs["schedule"] = sched_head
-    weight = {"anyOf": [_NUM, {"$ref": "#/$defs/schedule"}]}
+    defs["schedule"] = {**sched_head, "required": ["schedule"]}
 
     node_common = {"in": _NAMES, "out": _NAMES, "doc": {"type": "string"}}
     mod_head, d = _dispatch(MODULES, "module", node_common)
@@ -126,17 +138,14 @@ def spec_schema() -> dict:
         + [{"if": {"required": ["use"]}, "then": {"$ref": "#/$defs/node.use"}}],
     }
 
-    term_head, d = _dispatch(
-        TERMS,
-        "term",
-        {"in": _NAMES, "weight": weight, "stages": {"type": "array", "items": _NAME}, "doc": {"type": "string"}},
-        ["in"],
-    )
+    term_common = {p.name: p.json_schema() for p in TERM.params}
+    term_head, d = _dispatch(TERMS, "term", term_common, [p.name for p in TERM.params if p.required])
     defs.update(d)
-    defs["term"] = term_head
+    defs["term"] = {**term_head, "required": ["term"]}  # no term kind: a located error, not a guess
 
     opt_head, d = _dispatch(OPTIMIZERS, "name", {}, ref_prefix="optimizer")
     defs.update(d)
+    opt_head["properties"]["name"]["default"] = DEFAULT_OPTIMIZER
     defs["optimizer"] = opt_head
 
     dataset, d = _named_choice(DATASETS)
@@ -144,148 +153,23 @@ def spec_schema() -> dict:
     sampler, d = _named_choice(SAMPLERS)
     defs.update(d)
 
-    count = {"type": "number", "exclusiveMinimum": 0}
-    field = _closed(
-        {
-            "from": {
-                "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
-                "description": "the dataset array, `index` (the row number), or a list of scalar arrays stacked into a vector",
-            },
-            "dtype": {"enum": ["float32", "int64"]},
-            "scale": {
-                "type": "array",
-                "items": _NUM,
-                "minItems": 2,
-                "maxItems": 2,
-                "description": "map the array's range onto [lo, hi]",
-            },
-            "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
-            "classes": {"type": "integer", "minimum": 2},
-            "one_hot": {"type": "boolean"},
-            "encode": {"enum": ["sincos"]},
-            "where": {
-                "type": "object",
-                "additionalProperties": {"type": ["string", "number", "boolean"]},
-                "description": "keep rows whose arrays equal these values",
-            },
-        },
-        ["from"],
-    )
-    data = _closed(
-        {
-            "dataset": dataset,
-            "split": _closed({"train": count, "test": count, "val": count}, ["train"]),
-            "fields": {"type": "object", "propertyNames": _NAME, "additionalProperties": field, "minProperties": 1},
-            "batch": {"type": "integer", "minimum": 1},
-            "test_batch": {"type": "integer", "minimum": 1},
-            "sampler": sampler,
-            "drop_last": {"type": "boolean"},
-        },
-        ["dataset", "fields"],
-    )
-    latent = _closed(
-        {
-            "dim": {"type": "integer", "minimum": 1},
-            "prior": {"enum": ["normal", "uniform", "none"]},
-            "table": {
-                "anyOf": [{"type": "boolean"}, _closed({"index": _NAME, "size": {"type": "integer", "minimum": 1}})]
-            },
-            "project": {"enum": ["none", "unit_l2", "l2_ball"]},
-            "radius": {"type": "number", "exclusiveMinimum": 0},
-            "init": {"enum": ["pca", "normal", "zeros"]},
-            "init_scale": {"type": "number", "minimum": 0},
-            "candidates": {"type": "integer", "minimum": 1},
-            "groups": {
-                "type": "object",
-                "propertyNames": _NAME,
-                "additionalProperties": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
-            },
-        },
-        ["dim"],
-    )
-    stage = _closed(
-        {
-            "name": _NAME,
-            "trainable": {"type": "array", "items": _NAME},
-            "terms": {"type": "array", "items": _NAME},
-            "optimizer": {"$ref": "#/$defs/optimizer"},
-            "epochs": {"type": "integer", "minimum": 0},
-            "steps": {"type": "integer", "minimum": 0},
-            "fit": {"enum": ["pca"]},
-            "schedule": {"$ref": "#/$defs/schedule"},
-            "clip_grad": {"type": "number", "exclusiveMinimum": 0},
-        },
-        ["name"],
-    )
-    train = _closed(
-        {
-            "optimizer": {"$ref": "#/$defs/optimizer"},
-            "epochs": {"type": "integer", "minimum": 0},
-            "steps": {"type": "integer", "minimum": 0},
-            "schedule": {"$ref": "#/$defs/schedule"},
-            "clip_grad": {"type": "number", "exclusiveMinimum": 0},
-            "stages": {"type": "array", "items": stage, "minItems": 1},
-            "amp": {"type": "boolean"},
-            "compile": {"type": "boolean"},
-            "eval_every": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "epochs between test evaluations (0 = only at the end)",
-            },
-            "samples_every": {"type": "integer", "minimum": 0, "description": "epochs between sample grids (0 = none)"},
-            "log_every": {"type": "integer", "minimum": 1, "description": "steps between per-step metric rows"},
-        }
-    )
-    entry = _closed(
-        {
-            "in": {"type": "array", "items": _NAME},
-            "out": {"type": "array", "items": _NAME, "minItems": 1},
-            "optimize": _NAME,
-            "terms": {"type": "array", "items": {"anyOf": [_NAME, {"$ref": "#/$defs/term"}]}, "minItems": 1},
-            "steps": {"type": "integer", "minimum": 0},
-            "lr": {"type": "number", "exclusiveMinimum": 0},
-            "starts": {"type": "integer", "minimum": 1},
-            "iterations": {"type": "integer", "minimum": 0, "description": "default trip count of a loop entry"},
-            "inputs": {
-                "type": "object",
-                "propertyNames": _NAME,
-                "description": "tensors only this entry takes (e.g. an inpainting mask), with their shapes",
-                "additionalProperties": _closed(
-                    {
-                        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}},
-                        "dtype": {"enum": ["float32", "int64"]},
-                        "meaning": {"enum": ["image", "mask", "latent", "label", "value"]},
-                        "range": {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2},
-                    },
-                    ["shape"],
-                ),
-            },
-            "doc": {"type": "string"},
-        },
-        ["in", "out"],
-    )
-    defs.update({"data": data, "latent": latent, "stage": stage, "train": train, "entry": entry})
-    top = _closed(
-        {
-            "$schema": {"type": "string"},
-            "latentspec": {"const": SPEC_VERSION, "description": "spec language version"},
-            "name": _NAME,
-            "description": {"type": "string"},
-            "seed": {"type": "integer", "minimum": 0},
-            "data": {"$ref": "#/$defs/data"},
-            "latents": {"type": "object", "propertyNames": _NAME, "additionalProperties": {"$ref": "#/$defs/latent"}},
-            "nodes": {
-                "type": "object",
-                "propertyNames": _NAME,
-                "additionalProperties": {"$ref": "#/$defs/node"},
-                "minProperties": 1,
-            },
-            "objective": {"type": "object", "propertyNames": _NAME, "additionalProperties": {"$ref": "#/$defs/term"}},
-            "train": {"$ref": "#/$defs/train"},
-            "export": {"type": "object", "propertyNames": _NAME, "additionalProperties": {"$ref": "#/$defs/entry"}},
-        },
-        ["latentspec", "name", "data", "nodes"],
-    )
+    tracker, d = _named_choice(TRACKERS)
+    defs.update(d)
+
+    defs.update({"dataset": dataset, "sampler": sampler, "tracker": tracker, "sweep": SWEEP.json_schema()})
+    # the skeleton sections, from their declarations (defaults and descriptions included)
+    for section, defname in (
+        (DATA, "data"),
+        (FIELD, "field"),
+        (LATENT, "latent"),
+        (TRAIN, "train"),
+        (STAGE, "stage"),
+        (ENTRY, "entry"),
+        (ENTRY_INPUT, "entry_input"),
+        (CLAIM, "claim"),
+    ):
+        defs[defname] = section.json_schema()
+    top = TOP.json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -5,21 +5,39 @@ Every check appends a diagnostic and carries on, so one run reports every proble
 
 from __future__ import annotations
 
-import heapq
 from typing import Any
 
-from latentspec.components import DATASETS, MODULES, OPS, OPTIMIZERS, SAMPLERS, TERMS
+from latentspec.components import DATASETS, MODULES, OPS, OPTIMIZERS, SAMPLERS, SCHEDULES, TERMS
 from latentspec.components._node import Context, LatentInfo, ShapeError, TensorInfo
+from latentspec.components._registry import Choice, Registry
+from latentspec.graph import EntryInput, Field, GraphBuilder, Latent, Node, PlanError, Problem, plan
 from latentspec.spec._diagnostics import Diagnostic, did_you_mean
 from latentspec.spec._model import (
     DataSpec,
     EntrySpec,
     FieldSpec,
+    InputSpec,
     NodeSpec,
     Spec,
     StageSpec,
     TermSpec,
     TrainSpec,
+)
+from latentspec.spec._sections import (
+    DATA,
+    DEFAULT_OPTIMIZER,
+    ENTRY,
+    ENTRY_INPUT,
+    ENTRY_KINDS,
+    FIELD,
+    FITTED_PRIORS,
+    LATENT,
+    OPTIMIZE_KINDS,
+    STAGE,
+    TABLE_DEFAULTS,
+    TERM,
+    TOP,
+    TRAIN,
 )
 from latentspec.spec._yaml import Document
 
@@ -29,35 +47,6 @@ def _prefixed(name: str, exc: Exception) -> str:
     return msg if msg.startswith(name) else f"{name}: {msg}"
 
 
-def toposort(names: list[str], succ: dict[str, set[str]]) -> tuple[list[str], list[str]]:
-    """Kahn's algorithm, ties broken by spec order: (order, []) or ([], a cycle)."""
-    rank = {n: i for i, n in enumerate(names)}
-    indeg = dict.fromkeys(names, 0)
-    for n in names:
-        for m in succ[n]:
-            indeg[m] += 1
-    ready = [(rank[n], n) for n in names if indeg[n] == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        _, n = heapq.heappop(ready)
-        order.append(n)
-        for m in succ[n]:
-            indeg[m] -= 1
-            if indeg[m] == 0:
-                heapq.heappush(ready, (rank[m], m))
-    if len(order) == len(names):
-        return order, []
-    # a cycle: walk successors inside the unsorted rest until a node repeats
-    rest = [n for n in names if indeg[n] > 0]
-    path, seen, n = [], {}, rest[0]
-    while n not in seen:
-        seen[n] = len(path)
-        path.append(n)
-        n = min((m for m in succ[n] if indeg[m] > 0), key=rank.__getitem__)
-    return [], path[seen[n] :]
-
-
 def as_names(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -65,14 +54,23 @@ def as_names(value: Any) -> tuple[str, ...]:
 
 
 class Checker:
-    def __init__(self, doc: Document, base_dir: str) -> None:
+    def __init__(
+        self,
+        doc: Document,
+        base_dir: str,
+        *,
+        neutral: dict[str, tuple[str, ...]] | None = None,
+        also_read: frozenset[str] = frozenset(),
+    ) -> None:
+        """``neutral``: nodes the schema refused (spec._partial), left out of ``doc`` but whose
+        declared outputs stay produced; ``also_read``: tensors something left out reads."""
         self.doc = doc
         self.raw: dict = doc.data  # type: ignore[assignment]
         self.base_dir = base_dir
+        self.neutral = neutral or {}
+        self.also_read = also_read
         self.diags: list[Diagnostic] = []
-        self.infos: dict[str, TensorInfo] = {}
-        self.producers: dict[str, str] = {}
-        self.producer_path: dict[str, tuple] = {}
+        self.g = GraphBuilder()  # who produces each tensor, tensor infos, what is wrong
 
     def error(self, path: tuple, msg: str, key: bool = False) -> None:
         self.diags.append(self.doc.diag(path, msg, key=key))
@@ -82,40 +80,36 @@ class Checker:
 
     # -- data -------------------------------------------------------------------------------
     def data(self) -> DataSpec:
-        raw = self.raw.get("data") or {}
-        ds = raw.get("dataset", "mnist5k")
-        name, cfg = (ds, {}) if isinstance(ds, str) else next(iter(ds.items()))
-        cls = DATASETS[name]
-        if not isinstance(cfg, dict):
-            cfg = {getattr(cls, "shorthand", "path"): cfg}
-        cfg = {**cls.resolve(cfg), "_base_dir": self.base_dir}
+        raw = DATA.resolve(self.raw.get("data"))
+        dataset = self.choice(DATASETS, raw["dataset"])
+        name = dataset.name
         arrays = {}
         try:
-            arrays = cls().arrays(cfg)
+            arrays = dataset.instance.arrays({**dataset.config.as_dict(), "_base_dir": self.base_dir})
         except Exception as exc:
             self.error(("data", "dataset"), f"dataset {name}: {exc}")
-        sampler = raw.get("sampler", "shuffle")
-        sname, scfg = (sampler, {}) if isinstance(sampler, str) else next(iter(sampler.items()))
-        scfg = SAMPLERS[sname].resolve(scfg or {})
+        sampler = self.choice(SAMPLERS, raw["sampler"])
+        sname, scfg = sampler.name, sampler.config
         fields = {}
-        for fname, f in (raw.get("fields") or {}).items():
+        for fname, f in (raw["fields"] or {}).items():
+            f = FIELD.resolve(f)
             fs = FieldSpec(
-                fname,
-                f["from"] if isinstance(f["from"], str) else tuple(f["from"]),
-                f.get("dtype"),
-                tuple(f["scale"]) if "scale" in f else None,
-                tuple(f["shape"]) if "shape" in f else None,
-                f.get("classes"),
-                f.get("one_hot", False),
-                f.get("encode"),
-                dict(f.get("where") or {}),
+                name=fname,
+                source=f["from"] if isinstance(f["from"], str) else tuple(f["from"]),
+                dtype=f["dtype"],
+                scale=tuple(f["scale"]) if f["scale"] is not None else None,
+                shape=tuple(f["shape"]) if f["shape"] is not None else None,
+                classes=f["classes"],
+                one_hot=f["one_hot"],
+                encode=f["encode"],
+                where=dict(f["where"] or {}),
             )
             fields[fname] = fs
-            self.produce(fname, "field", ("data", "fields", fname))
+            self.produce(fname, Field(fname), ("data", "fields", fname))
             self.infos[fname] = self.field_info(fs, arrays, ("data", "fields", fname), bool(arrays))
-        if SAMPLERS[sname].grouped:
-            fields.setdefault("vary", FieldSpec("vary", "vary", "int64"))
-            self.produce("vary", "field", ("data", "sampler"))
+        if sampler.component.grouped:
+            fields.setdefault("vary", FieldSpec(name="vary", source="vary", dtype="int64"))
+            self.produce("vary", Field("vary"), ("data", "sampler"))
             self.infos["vary"] = TensorInfo((), "int64", classes=len(scfg.get("vary") or []) or None)
             for i, v in enumerate(scfg.get("vary") or []):
                 if arrays and v not in arrays:
@@ -123,18 +117,24 @@ class Checker:
                         ("data", "sampler", sname, "vary", i),
                         f"dataset {name} has no factor '{v}'{did_you_mean(v, arrays)}",
                     )
-        split = dict(raw.get("split") or {"train": 1.0})
         return DataSpec(
-            name,
-            cfg,
-            split,
-            fields,
-            raw.get("batch", 64),
-            raw.get("test_batch"),
-            sname,
-            scfg,
-            raw.get("drop_last", False),
+            dataset=dataset,
+            split=dict(raw["split"]),
+            fields=fields,
+            batch=raw["batch"],
+            test_batch=raw["test_batch"],
+            sampler=sampler,
+            drop_last=raw["drop_last"],
         )
+
+    @staticmethod
+    def choice(registry: Registry, raw: Any) -> Choice:
+        """``name`` or ``{name: params}`` (or ``{name: scalar}`` for a one-parameter
+        shorthand, e.g. ``{npz: path}``) as the chosen entry and its typed config."""
+        name, cfg = (raw, {}) if isinstance(raw, str) else next(iter(raw.items()))
+        if not isinstance(cfg, dict):
+            cfg = {getattr(registry[name], "shorthand", "path"): cfg}
+        return registry.choose(name, cfg)
 
     def field_info(self, f: FieldSpec, arrays: dict, path: tuple, known: bool) -> TensorInfo:
         if f.source == "index":
@@ -191,39 +191,57 @@ class Checker:
         return TensorInfo(tuple(shape), "float32", range=tuple(rng) if rng else None)
 
     # -- tensors ------------------------------------------------------------------------------
-    def produce(self, tensor: str, producer: str, path: tuple) -> None:
-        if tensor in self.producers:
-            first = self.doc.pos(self.producer_path[tensor])
-            self.error(path, f"tensor '{tensor}' is produced twice: here and by {self._who(tensor)} (line {first[0]})")
-            return
-        self.producers[tensor] = producer
-        self.producer_path[tensor] = path
+    @property
+    def producers(self) -> dict:
+        """tensor -> its producer (graph.Field | Latent | Node, and scoped EntryInput)."""
+        return self.g.producers
+
+    @property
+    def infos(self) -> dict[str, TensorInfo]:
+        return self.g.infos
+
+    def produce(self, tensor: str, producer, path: tuple) -> None:
+        self.g.produce(tensor, producer, path)
 
     def _who(self, tensor: str) -> str:
-        p = self.producers[tensor]
-        return (
-            {"field": "data field", "latent": "latent"}.get(p, f"node '{p}'")
-            if p in ("field", "latent")
-            else f"node '{p}'"
-        )
+        return self.producers[tensor].describe()
+
+    def located(self, path: tuple) -> tuple:
+        """The longest prefix of ``path`` that is in the document (``out: h`` has no ``[0]``)."""
+        cur: Any = self.raw
+        for i, p in enumerate(path):
+            listed = isinstance(cur, list) and isinstance(p, int) and p < len(cur)
+            if not (p in cur if isinstance(cur, dict) else listed):
+                return tuple(path[:i])
+            cur = cur[p]
+        return tuple(path)
+
+    def report(self, problems: list[Problem]) -> None:
+        """The graph's problems as located diagnostics."""
+        for pr in problems:
+            msg = pr.message + (f" (line {self.doc.pos(pr.related, key=True)[0]})" if pr.related is not None else "")
+            self.diags.append(self.doc.diag(self.located(pr.path), msg, severity=pr.severity, key=pr.key))
+        problems.clear()
 
     def latents(self) -> dict[str, LatentInfo]:
         out = {}
         for name, raw in (self.raw.get("latents") or {}).items():
-            table = raw.get("table", False)
-            index = table.get("index") if isinstance(table, dict) else None
+            table = raw.get("table", LATENT.default("table"))
+            lat = LATENT.resolve(raw, **(TABLE_DEFAULTS if table else {}))
             out[name] = LatentInfo(
                 name,
-                raw["dim"],
-                raw.get("prior", "none" if table else "normal"),
-                bool(table) or isinstance(table, dict),
-                index,
-                None if raw.get("project", "none") == "none" else raw["project"],
-                raw.get("radius", 1.0),
-                raw.get("init", "pca" if table else "normal"),
-                raw.get("init_scale", 1.0 if not table else 0.1),
-                raw.get("candidates", 1),
-                {g: tuple(v) for g, v in (raw.get("groups") or {}).items()},
+                lat["dim"],
+                prior=lat["prior"],
+                components=lat["components"],
+                fit_from=lat["fit_from"],
+                table=bool(table) or isinstance(table, dict),
+                index=table.get("index") if isinstance(table, dict) else None,
+                project=None if lat["project"] == "none" else lat["project"],
+                radius=lat["radius"],
+                init=lat["init"],
+                init_scale=lat["init_scale"],
+                candidates=lat["candidates"],
+                groups={g: tuple(v) for g, v in (lat["groups"] or {}).items()},
             )
         return out
 
@@ -311,71 +329,6 @@ class Checker:
             out[name] = n
         return out
 
-    def check_arity(self, n: NodeSpec) -> bool:
-        if n.body is not None:
-            for s in n.state or {}:
-                if not any(s in b.outputs for b in n.body.values()):
-                    self.error(
-                        n.path + ("state", s),
-                        f"loop state '{s}' is never updated: a body node must output '{s}'",
-                        key=True,
-                    )
-            if len(n.outputs) != len(n.state or {}):
-                self.error(
-                    n.path + ("out",),
-                    f"a loop outputs its final states: {len(n.state or {})} state(s) but {len(n.outputs)} output(s)",
-                )
-                return False
-            return True
-        cls = MODULES[n.type] if n.kind in ("module", "use") else OPS[n.type]
-        ok = True
-        for what, count, (lo, hi) in (
-            ("inputs", len(n.inputs), cls.n_inputs),
-            ("outputs", len(n.outputs), cls.n_outputs),
-        ):
-            if count < lo or (hi is not None and count > hi):
-                want = f"{lo}" if lo == hi else f"{lo} to {hi}" if hi is not None else f"at least {lo}"
-                self.error(
-                    n.path + ("in" if what == "inputs" else "out",),
-                    f"{n.kind if n.kind != 'use' else 'module'} {n.type} takes {want} {what}, got {count}",
-                )
-                ok = False
-        return ok
-
-    def graph(self, nodes: dict[str, NodeSpec], latents: dict[str, LatentInfo]) -> list[str]:
-        """Register producers, check inputs exist and there are no cycles; returns a topological order."""
-        for n in nodes.values():
-            for i, t in enumerate(n.outputs):
-                if t in latents and latents[t].table:
-                    self.error(
-                        n.path + ("out",), f"'{t}' is a latent table (one code per example); no node may produce it"
-                    )
-                elif self.producers.get(t) == "latent":
-                    # a node that draws a declared latent is its producer (e.g. reparameterize -> z)
-                    self.producers[t] = n.name
-                    self.producer_path[t] = n.path + ("out",)
-                else:
-                    self.produce(t, n.name, n.path + (("out", i) if "out" in (self.raw_at(n.path) or {}) else ()))
-        succ: dict[str, set[str]] = {name: set() for name in nodes}
-        for n in nodes.values():
-            ins = n.reads
-            for t in ins:
-                if t not in self.producers:
-                    where = n.path + ("in",) if t in n.inputs else n.path + ("body",)
-                    if isinstance(self.raw_at(n.path + ("in",)), list) and t in n.inputs:
-                        where = n.path + ("in", n.inputs.index(t))
-                    self.error(where, f"undefined tensor '{t}'{did_you_mean(t, self.producers)}")
-                elif self.producers[t] in nodes:
-                    succ[self.producers[t]].add(n.name)
-        order, cycle = toposort(list(nodes), succ)
-        if cycle:
-            self.error(
-                nodes[cycle[0]].path,
-                f"cycle {' -> '.join([*cycle, cycle[0]])}: only a `loop` node may feed a tensor back",
-            )
-            return list(nodes)
-        return order
-
     def raw_at(self, path: tuple) -> Any:
         cur: Any = self.raw
         for p in path:
@@ -385,63 +338,20 @@ class Checker:
                 return None
         return cur
 
-    def infer(self, n: NodeSpec, latents: dict[str, LatentInfo]) -> None:
-        ins = tuple(self.infos.get(t, TensorInfo()) for t in n.reads)
-        if n.body is not None:
-            self.infer_loop(n, ins, latents)
-            return
-        cls = MODULES[n.type] if n.kind in ("module", "use") else OPS[n.type]
-        ctx = Context(n.name, n.cfg, n.reads, n.outputs, ins, latents)
-        try:
-            outs = cls().infer(ctx) if not n.method else [TensorInfo(None)]
-        except ShapeError as exc:
-            self.error(n.path, _prefixed(n.type, exc))
-            outs = [TensorInfo() for _ in n.outputs]
-        for t, info in zip(n.outputs, outs, strict=False):
-            lat = latents.get(t)
-            if lat is not None and info.shape is not None and info.shape != (lat.dim,):
-                self.error(
-                    n.path,
-                    f"node '{n.name}' makes latent '{t}' with shape {list(info.shape)}, but the latent is declared with dim {lat.dim}",
-                )
-            self.infos[t] = info
-
-    def infer_loop(self, n: NodeSpec, ins: tuple[TensorInfo, ...], latents) -> None:
-        for s, init in (n.state or {}).items():
-            if init not in self.infos:
-                continue
-            self.infos[s] = self.infos[init]
-        saved = dict(self.producers)
-        for s in n.state or {}:
-            self.producers[s] = "loop-state"
-        for b in n.body.values():
-            for t in b.outputs:
-                if t not in (n.state or {}):
-                    self.produce(t, b.name, b.path)
-        for b in n.body.values():
-            if self.check_arity(b):
-                for t in b.inputs:
-                    if t not in self.producers and t not in self.infos:
-                        self.error(b.path + ("in",), f"undefined tensor '{t}'{did_you_mean(t, self.producers)}")
-                self.infer(b, latents)
-        for s, t in zip(n.state or {}, n.outputs, strict=False):
-            self.infos[t] = self.infos.get(s, TensorInfo())
-        self.producers = saved
-        for t in n.outputs:
-            self.producers[t] = n.name
-
     # -- objective, training, export -----------------------------------------------------------
     def term(self, name: str, raw: dict, path: tuple, latents) -> TermSpec:
         cls = TERMS[raw["term"]]
-        params = {k: v for k, v in raw.items() if k not in ("term", "in", "weight", "stages", "doc")}
+        params = {k: v for k, v in raw.items() if k != "term" and k not in {p.name for p in TERM.params}}
+        common = TERM.resolve(raw)
+        weight = common["weight"]
         t = TermSpec(
-            name,
-            raw["term"],
-            as_names(raw.get("in")),
-            cls.resolve(params),
-            raw.get("weight", 1.0),
-            tuple(raw["stages"]) if "stages" in raw else None,
-            path,
+            name=name,
+            term=raw["term"],
+            inputs=as_names(common["in"]),
+            cfg=cls.configure(params),
+            weight=self.schedule(weight) if isinstance(weight, dict) else weight,
+            stages=tuple(common["stages"]) if common["stages"] is not None else None,
+            path=path,
         )
         lo, hi = cls.n_inputs
         if len(t.inputs) < lo or (hi is not None and len(t.inputs) > hi):
@@ -465,44 +375,69 @@ class Checker:
                 self.error(path, _prefixed(t.term, exc))
         return t
 
-    def optimizer(self, raw: dict | None, path: tuple, names: set[str]) -> dict:
-        raw = dict(raw or {"name": "adam"})
-        cfg = OPTIMIZERS[raw.get("name", "adam")].resolve({k: v for k, v in raw.items() if k != "name"})
-        for g in cfg.get("groups") or {}:
+    @staticmethod
+    def schedule(raw: dict) -> Choice:
+        """``{schedule: name, params...}`` as the chosen schedule and its typed config."""
+        return SCHEDULES.choose(raw["schedule"], {k: v for k, v in raw.items() if k != "schedule"})
+
+    def optimizer(self, raw: dict, path: tuple, names: set[str]) -> Choice:
+        name = raw.get("name", DEFAULT_OPTIMIZER)
+        opt = OPTIMIZERS.choose(name, {k: v for k, v in raw.items() if k != "name"})
+        for g in opt.config.get("groups") or {}:
             if g not in names:
                 self.error(path + ("groups", g), f"no node or latent named '{g}'{did_you_mean(g, names)}", key=True)
-        return {"name": raw.get("name", "adam"), **cfg}
+        return opt
 
     def train(self, nodes: dict[str, NodeSpec], latents, objective: dict[str, TermSpec]) -> TrainSpec:
-        raw = self.raw.get("train") or {}
+        raw = TRAIN.resolve(self.raw.get("train"))
         trainables = {n.name for n in nodes.values() if n.kind == "module" and MODULES[n.type].has_params} | {
             l.name for l in latents.values() if l.table
         }
         names = set(nodes) | set(latents)
         stages = []
-        default_opt = self.optimizer(raw.get("optimizer"), ("train", "optimizer"), names)
-        if "stages" not in raw:
+        default_opt = self.optimizer(raw["optimizer"], ("train", "optimizer"), names)
+        if raw["stages"] is None:
             stages.append(
                 StageSpec(
-                    "train",
-                    tuple(sorted(trainables)),
-                    tuple(objective),
-                    default_opt,
-                    raw.get("epochs", 10),
-                    raw.get("steps"),
-                    None,
-                    raw.get("schedule"),
-                    raw.get("clip_grad"),
+                    name="train",
+                    trainable=tuple(sorted(trainables)),
+                    terms=tuple(objective),
+                    optimizer=default_opt,
+                    epochs=raw["epochs"],
+                    steps=raw["steps"],
+                    schedule=self.schedule(raw["schedule"]) if raw["schedule"] is not None else None,
+                    clip_grad=raw["clip_grad"],
                 )
             )
         seen = set()
-        for i, s in enumerate(raw.get("stages") or []):
+        for i, s in enumerate(raw["stages"] or []):
             path = ("train", "stages", i)
             if s["name"] in seen:
                 self.error(path + ("name",), f"two stages named '{s['name']}'")
             seen.add(s["name"])
+            fits_prior = s.get("fit") in FITTED_PRIORS
+            if fits_prior and (s.get("epochs") or s.get("steps")):
+                key = "epochs" if s.get("epochs") else "steps"
+                self.error(
+                    path + (key,),
+                    f"a `fit: {s['fit']}` stage fits a prior and trains nothing; train in a stage of its own",
+                )
+            if fits_prior and not any(lat.prior == s["fit"] for lat in latents.values()):
+                self.error(
+                    path + ("fit",),
+                    f"no latent has `prior: {s['fit']}` for this stage to fit; give one, e.g. "
+                    f"`latents: {{z: {{dim: 8, prior: {s['fit']}}}}}`",
+                )
             for j, t in enumerate(s.get("trainable", [])):
-                if t not in names:
+                if fits_prior:
+                    if t not in latents or latents[t].prior != s["fit"]:
+                        self.error(
+                            path + ("trainable", j),
+                            f"`fit: {s['fit']}` fits the prior of latents with `prior: {s['fit']}`; "
+                            + (f"'{t}' has prior {latents[t].prior}" if t in latents else f"no latent named '{t}'")
+                            + did_you_mean(t, [l for l in latents if latents[l].prior == s["fit"]]),
+                        )
+                elif t not in names:
                     self.error(path + ("trainable", j), f"no node or latent named '{t}'{did_you_mean(t, names)}")
                 elif t in nodes and nodes[t].kind == "use":
                     self.error(
@@ -520,44 +455,92 @@ class Checker:
                         self.error(path + ("trainable",), f"`fit: pca` fits pca modules; '{t}' is a {nodes[t].type}")
             elif not s.get("terms") and "terms" in s:
                 self.error(path + ("terms",), "a stage needs at least one term")
-            opt = self.optimizer(s["optimizer"], path + ("optimizer",), names) if "optimizer" in s else default_opt
-            terms = tuple(
-                s.get("terms", [t for t, ts in objective.items() if ts.stages is None or s["name"] in ts.stages])
+            st = STAGE.resolve(
+                s,
+                optimizer=None,
+                trainable=sorted(l for l in latents if latents[l].prior == s["fit"])
+                if fits_prior
+                else sorted(trainables),
+                terms=[t for t, ts in objective.items() if ts.stages is None or s["name"] in ts.stages],
+                epochs=0 if s.get("fit") else raw["epochs"],
+            )
+            opt = (
+                self.optimizer(st["optimizer"], path + ("optimizer",), names)
+                if st["optimizer"] is not None
+                else default_opt
             )
             stages.append(
                 StageSpec(
-                    s["name"],
-                    tuple(s.get("trainable", sorted(trainables))),
-                    terms,
-                    opt,
-                    s.get("epochs", 0 if s.get("fit") else raw.get("epochs", 10)),
-                    s.get("steps"),
-                    s.get("fit"),
-                    s.get("schedule"),
-                    s.get("clip_grad"),
+                    name=st["name"],
+                    trainable=tuple(st["trainable"]),
+                    terms=tuple(st["terms"]),
+                    optimizer=opt,
+                    epochs=st["epochs"],
+                    steps=st["steps"],
+                    fit=st["fit"],
+                    schedule=self.schedule(st["schedule"]) if st["schedule"] is not None else None,
+                    clip_grad=st["clip_grad"],
                 )
             )
+        self.fitted_priors(latents, stages)
         stage_names = {s.name for s in stages}
         for t in objective.values():
             for j, sn in enumerate(t.stages or ()):
                 if sn not in stage_names:
                     self.error(t.path + ("stages", j), f"no stage named '{sn}'{did_you_mean(sn, stage_names)}")
         return TrainSpec(
-            tuple(stages),
-            raw.get("amp", False),
-            raw.get("compile", False),
-            raw.get("eval_every", 1),
-            raw.get("samples_every", 0),
-            raw.get("log_every", 10),
+            stages=tuple(stages),
+            amp=raw["amp"],
+            compile=raw["compile"],
+            eval_every=raw["eval_every"],
+            samples_every=raw["samples_every"],
+            log_every=raw["log_every"],
+            track=tuple((t, {}) if isinstance(t, str) else next(iter(t.items())) for t in raw.get("track") or ()),
         )
+
+    def fitted_priors(self, latents: dict[str, LatentInfo], stages: list[StageSpec]) -> None:
+        """A gaussian or gmm prior needs a stage that fits it, after the codes exist, from a
+        tensor of the latent's size; `components` and `fit_from` belong to fitted priors only."""
+        fitted = {t for st in stages if st.fit in FITTED_PRIORS for t in st.trainable}
+        for name, lat in latents.items():
+            raw, path = self.raw["latents"][name], ("latents", name)
+            if lat.prior not in FITTED_PRIORS:
+                for key in ("components", "fit_from"):
+                    if key in raw:
+                        self.error(
+                            path + (key,),
+                            f"`{key}` belongs to a fitted prior (gaussian, gmm); '{name}' has prior {lat.prior}",
+                            key=True,
+                        )
+                continue
+            if lat.prior != "gmm" and "components" in raw:
+                self.error(path + ("components",), "`components` belongs to a gmm prior", key=True)
+            if name not in fitted:
+                self.error(
+                    path + ("prior",),
+                    f"nothing fits the {lat.prior} prior of '{name}': add a stage "
+                    f"`{{name: prior, fit: {lat.prior}}}` after the stages that train its codes",
+                )
+            src = lat.fit_from
+            if src is not None:
+                if src not in self.producers:
+                    self.error(path + ("fit_from",), f"no tensor named '{src}'{did_you_mean(src, self.producers)}")
+                elif (shape := self.infos.get(src, TensorInfo()).shape) is not None and tuple(shape) != (lat.dim,):
+                    self.error(
+                        path + ("fit_from",),
+                        f"'{src}' has shape {list(shape)} per example; the prior of '{name}' needs [{lat.dim}]",
+                    )
 
     def export(self, nodes, latents, objective) -> dict[str, EntrySpec]:
         out = {}
         for name, raw in (self.raw.get("export") or {}).items():
             path = ("export", name)
-            ins, outs = tuple(raw.get("in", [])), tuple(raw.get("out", []))
+            kind = self.entry_kind(name, raw, path)
+            kind_path = path + ("kind",) if "kind" in raw else path
+            raw = ENTRY.resolve(raw)
+            ins, outs = tuple(raw["in"] or ()), tuple(raw["out"] or ())
             ok = True
-            local = dict(raw.get("inputs") or {})
+            local = {t: ENTRY_INPUT.resolve(d) for t, d in (raw["inputs"] or {}).items()}
             for t, decl in local.items():
                 if t in self.producers:
                     self.error(
@@ -568,18 +551,28 @@ class Checker:
                     continue
                 if t not in ins:
                     self.error(path + ("inputs", t), f"'{t}' is declared but not listed in this entry's `in`", key=True)
-                rng = decl.get("range") or ((0.0, 1.0) if decl.get("meaning") == "mask" else None)
-                self.infos[t] = TensorInfo(
-                    tuple(decl["shape"]), decl.get("dtype", "float32"), range=tuple(rng) if rng else None
-                )
+                rng = decl["range"] or ((0.0, 1.0) if decl["meaning"] == "mask" else None)
+                self.infos[t] = TensorInfo(tuple(decl["shape"]), decl["dtype"], range=tuple(rng) if rng else None)
             for key, names in (("in", ins), ("out", outs)):
                 for i, t in enumerate(names):
                     if t not in self.producers and t not in local:
                         hint = " (declare an entry-only input under `inputs:` with its shape)" if key == "in" else ""
                         self.error(path + (key, i), f"undefined tensor '{t}'{did_you_mean(t, self.producers)}{hint}")
                         ok = False
-            opt = raw.get("optimize")
+            opt = raw["optimize"]
             terms = []
+            if kind in OPTIMIZE_KINDS and opt is None:
+                self.error(
+                    kind_path,
+                    f"an entry of kind {kind} optimises a code: give it `optimize:` (the latent) and `terms:`",
+                    key=kind_path == path,
+                )
+            elif kind is not None and kind not in OPTIMIZE_KINDS and opt is not None:
+                self.error(
+                    kind_path,
+                    f"an `optimize:` entry is of kind {', '.join(OPTIMIZE_KINDS[:-1])} or {OPTIMIZE_KINDS[-1]}, not {kind}",
+                    key=kind_path == path,
+                )
             if opt is not None:
                 if opt not in latents:
                     self.error(path + ("optimize",), f"optimize: '{opt}' is not a latent{did_you_mean(opt, latents)}")
@@ -593,83 +586,109 @@ class Checker:
                         else:
                             terms.append(objective[t])
                     else:
-                        saved = dict(self.producers)
-                        self.producers.update(dict.fromkeys(local, "entry-input"))
-                        terms.append(self.term(f"{name}_{j}", t, path + ("terms", j), latents))
-                        self.producers = saved
+                        with self.g.scope(dict.fromkeys(local, EntryInput(name))):
+                            terms.append(self.term(f"{name}_{j}", t, path + ("terms", j), latents))
                 if not raw.get("terms"):
                     self.error(path, "an `optimize:` entry needs `terms:` (what to minimise)")
             elif raw.get("terms"):
                 self.error(path + ("terms",), "`terms:` only applies to an `optimize:` entry")
+            drawn = tuple(raw["prior"] or ())
+            ok = self.entry_prior(path, drawn, ins, opt, latents) and ok
             if ok:
-                self.check_reach(name, ins, outs, opt, terms, nodes, latents)
+                self.check_reach(name, ins, outs, opt, terms, nodes, latents, drawn)
             out[name] = EntrySpec(
-                name,
-                ins,
-                outs,
-                opt,
-                tuple(terms),
-                raw.get("steps", 200),
-                raw.get("lr", 0.05),
-                raw.get("starts", 1),
-                raw.get("iterations"),
-                {t: dict(d) for t, d in local.items()},
+                name=name,
+                kind=kind or "",
+                inputs=ins,
+                outputs=outs,
+                optimize=opt,
+                terms=tuple(terms),
+                prior=drawn,
+                steps=raw["steps"],
+                lr=raw["lr"],
+                starts=raw["starts"],
+                iterations=raw["iterations"],
+                local={
+                    t: InputSpec(
+                        shape=tuple(d["shape"]),
+                        dtype=d["dtype"],
+                        meaning=d["meaning"],
+                        range=tuple(d["range"]) if d["range"] is not None else None,
+                    )
+                    for t, d in local.items()
+                },
             )
         return out
 
-    def check_reach(self, name, ins, outs, opt, terms, nodes, latents) -> None:
-        """Every output (and term input) must be computable from the inputs, latents and noise."""
-        given = set(ins) | ({opt} if opt else set())
-        need = list(outs) + [t for term in terms for t in term.inputs]
-        seen = set()
-        while need:
-            t = need.pop()
-            if t in seen or t in given:
+    def entry_kind(self, name: str, raw: dict, path: tuple) -> str | None:
+        """What the entry does: its `kind:`, else its name when that is a kind."""
+        kind = raw.get("kind")
+        if kind is None and name in ENTRY_KINDS:
+            return name
+        if kind is None:
+            self.error(
+                path,
+                f"entry '{name}' needs `kind:` (what it does): its name is not a kind"
+                f"{did_you_mean(name, ENTRY_KINDS)}; kinds: {', '.join(ENTRY_KINDS)}",
+                key=True,
+            )
+        return kind
+
+    def entry_prior(self, path: tuple, drawn: tuple[str, ...], ins, opt, latents) -> bool:
+        """An entry's `prior:` names latents that have a prior and that it does not take."""
+        ok = True
+        for j, t in enumerate(drawn):
+            where = path + ("prior", j)
+            lat = latents.get(t)
+            if lat is None:
+                self.error(where, f"prior: '{t}' is not a latent{did_you_mean(t, latents)}")
+            elif lat.prior == "none" or (lat.table and lat.prior not in FITTED_PRIORS):
+                what = "a latent table" if lat.table else "declared with `prior: none`"
+                self.error(where, f"prior: latent '{t}' has no prior to draw from ({what})")
+            elif t in ins or t == opt:
+                self.error(where, f"prior: latent '{t}' is also an input of this entry; drop it from one")
+            elif drawn.index(t) != j:
+                self.error(where, f"prior: latent '{t}' is listed twice")
+            else:
                 continue
-            seen.add(t)
-            p = self.producers.get(t)
-            if p == "field":
-                self.error(
-                    ("export", name, "in"),
-                    f"entry '{name}' needs data field '{t}' but it is not among its inputs; add it to `in`",
-                )
-            elif p == "latent":
-                if latents[t].table:
+            ok = False
+        return ok
+
+    def check_reach(self, name, ins, outs, opt, terms, nodes, latents, drawn=()) -> None:
+        """Plan the entry as the exporter will: what its inputs cannot reach is an error here."""
+        needed = [t for t in outs if t != opt] + [t for term in terms for t in term.inputs]
+        try:
+            p = plan(
+                self.g.graph(nodes, latents), dict.fromkeys(needed), ins, training=False, variable=opt, prior=drawn
+            )
+        except PlanError as exc:
+            for m in exc.missing:
+                if isinstance(m.producer, Field):
+                    fix = "add it to `in`"
+                    if m.via is not None:  # the latent's encoder reads it: draw the latent instead?
+                        fix = f"add `prior: [{m.via}]` to draw {m.via} from its prior, or add `{m.tensor}` to `in`"
                     self.error(
                         ("export", name, "in"),
-                        f"entry '{name}' needs latent table '{t}': give it as an input or `optimize: {t}`",
+                        f"entry '{name}' needs data field '{m.tensor}' but it is not among its inputs; {fix}",
                     )
-            elif p in nodes:
-                n = nodes[p]
-                if t in latents and latents[t].prior != "none" and not self._reaches_inputs(n, given, nodes):
-                    continue  # cut: the latent is drawn from its prior (an explicit noise input)
-                if self._training_only(n, latents):
-                    need.append(n.inputs[0])  # exported as the identity
-                else:
-                    need.extend(n.reads)
-
-    def _training_only(self, n: NodeSpec, latents) -> bool:
-        if n.kind != "op" or n.body is not None:
-            return False
-        ins = tuple(self.infos.get(t, TensorInfo()) for t in n.inputs)
-        return OPS[n.type]().training_only(Context(n.name, n.cfg, n.inputs, n.outputs, ins, latents))
-
-    def _reaches_inputs(self, n: NodeSpec, given: set, nodes) -> bool:
-        stack, seen = list(n.reads), set()
-        while stack:
-            t = stack.pop()
-            if t in given:
-                return True
-            if t in seen:
-                continue
-            seen.add(t)
-            p = self.producers.get(t)
-            if p in nodes:
-                stack.extend(nodes[p].reads)
-        return False
+                elif isinstance(m.producer, Latent):
+                    self.error(
+                        ("export", name, "in"),
+                        f"entry '{name}' needs latent table '{m.tensor}': give it as an input or `optimize: {m.tensor}`",
+                    )
+                # else an undefined tensor: reported where it is named
+        except ShapeError as exc:  # a stochastic node whose noise shape is unknown
+            self.error(("export", name), f"entry '{name}': {exc}")
+        else:
+            for j, t in enumerate(drawn):
+                if t not in p.prior_cut:
+                    self.error(
+                        ("export", name, "prior", j),
+                        f"prior: entry '{name}' never uses latent '{t}' (its outputs do not depend on it)",
+                    )
 
     def dead_nodes(self, nodes: dict[str, NodeSpec], objective, export) -> None:
-        used = {t for n in nodes.values() for t in n.reads}
+        used = {t for n in nodes.values() for t in n.reads} | self.also_read
         used |= {t for term in objective.values() for t in term.inputs}
         used |= {t for e in export.values() for t in (*e.outputs, *(x for term in e.terms for x in term.inputs))}
         for n in nodes.values():
@@ -684,7 +703,7 @@ class Checker:
         data = self.data()
         latents = self.latents()
         for name, lat in latents.items():
-            self.produce(name, "latent", ("latents", name))
+            self.produce(name, Latent(name), ("latents", name))
             self.infos[name] = TensorInfo((lat.dim,))
             if lat.table and lat.index is not None and lat.index not in data.fields:
                 self.error(
@@ -700,33 +719,37 @@ class Checker:
                     )
                 else:
                     latents[name] = LatentInfo(**{**lat.__dict__, "index": idx[0]})
+        for name, outs in self.neutral.items():  # no "undefined tensor" downstream of them
+            for t in outs:
+                if isinstance(self.producers.get(t), Latent):
+                    self.producers[t] = Node(name)
+                else:
+                    self.produce(t, Node(name), ("nodes", name, "out"))
         nodes = self.resolve_uses(self.parse_nodes(self.raw.get("nodes") or {}, ("nodes",)), {})
-        arity_ok = {n: self.check_arity(s) for n, s in nodes.items()}
-        order = self.graph(nodes, latents)
-        for name in order:
-            if arity_ok[name] and all(t in self.producers for t in nodes[name].reads):
-                self.infer(nodes[name], latents)
+        order = self.g.add_nodes(nodes, latents)
+        nodes = {n: nodes[n] for n in order}  # topological order, ties in spec order
         objective = {
             n: self.term(n, t, ("objective", n), latents) for n, t in (self.raw.get("objective") or {}).items()
         }
         train = self.train(nodes, latents, objective)
         export = self.export(nodes, latents, objective)
         self.dead_nodes(nodes, objective, export)
+        self.report(self.g.problems)
         if any(d.severity == "error" for d in self.diags):
             return None
         return Spec(
-            self.raw["name"],
-            self.raw.get("seed", 0),
-            self.raw.get("description", ""),
-            data,
-            latents,
-            {n: nodes[n] for n in order},
-            objective,
-            train,
-            export,
-            self.infos,
-            self.producers,
-            self.doc.text,
-            self.doc.file,
-            self.raw,
+            name=self.raw["name"],
+            seed=self.raw.get("seed", TOP.default("seed")),
+            description=self.raw.get("description", TOP.default("description")),
+            data=data,
+            latents=latents,
+            nodes=nodes,
+            objective=objective,
+            train=train,
+            export=export,
+            infos=self.infos,
+            producers=self.producers,
+            text=self.doc.text,
+            file=self.doc.file,
+            raw=self.raw,
         )

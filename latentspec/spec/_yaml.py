@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 
 import yaml
 
@@ -25,6 +27,7 @@ class Document:
     text: str
     key_pos: dict[tuple, tuple[int, int]]  # path -> (line, col) of the key
     value_pos: dict[tuple, tuple[int, int]]  # path -> (line, col) of the value
+    overrides: dict[tuple, str] = dataclasses.field(default_factory=dict)  # path -> "--set KEY" that set it
 
     def pos(self, path: tuple, key: bool = False) -> tuple[int, int]:
         """The position of ``path``'s key (or value); falls back to the nearest ancestor."""
@@ -40,11 +43,47 @@ class Document:
             path = path[:-1]
 
     def diag(self, path: tuple, message: str, severity: str = "error", key: bool = False) -> Diagnostic:
+        for i in range(len(path), 0, -1):  # a value given on the command line is located there
+            if tuple(path[:i]) in self.overrides:
+                return Diagnostic(0, 0, severity, json_path(path), message, file=self.overrides[tuple(path[:i])])
         line, col = self.pos(path, key=key)
         return Diagnostic(line, col, severity, json_path(path), message, file=self.file)
 
 
-_SCALARS = yaml.SafeLoader("")  # used only to convert scalar nodes (tags checked first)
+class SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 core-schema floats: ``5e-4``, ``1E3`` and ``.5`` are
+    numbers (YAML 1.1, PyYAML's default, reads the first two as strings)."""
+
+
+SpecLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+SpecLoader.add_implicit_resolver(
+    _T + "float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+.0123456789"),
+)
+
+
+def parse_value(text: str, where: str, path: tuple = ()) -> object:
+    """One YAML value as a spec file reads it (for ``--set``): YAML 1.2 floats, plain data
+    only, bounded nesting, finite numbers. Problems are SpecErrors located at ``where``."""
+    try:
+        node = yaml.compose(text, Loader=SpecLoader)
+    except yaml.YAMLError as exc:
+        d = _yaml_error(where, exc)
+        raise SpecError([Diagnostic(0, 0, "error", json_path(path), d.message, where)]) from None
+    if node is None:
+        return None
+    b = _Builder(where)
+    try:
+        value = b.build(node, tuple(path), 0)
+    except _Abort as a:
+        raise SpecError([Diagnostic(0, 0, "error", json_path(a.path), a.msg, where)]) from None
+    if b.errors:
+        raise SpecError([dataclasses.replace(d, line=0, col=0) for d in b.errors])
+    return value
+
+
+_SCALARS = SpecLoader("")  # used only to convert scalar nodes (tags checked first)
 
 
 class _Builder:
@@ -71,7 +110,11 @@ class _Builder:
             if node.tag not in _SCALAR_TAGS:
                 self._err(node, path, f"tag {node.tag!r} is not allowed in a spec (only plain YAML data)")
                 return None
-            return _SCALARS.construct_object(node)
+            value = _SCALARS.construct_object(node)
+            if isinstance(value, float) and not math.isfinite(value):
+                self._err(node, path, f"{node.value!r} is not a finite number; specs take finite numbers only")
+                return None
+            return value
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _T + "seq":
                 self._err(node, path, f"tag {node.tag!r} is not allowed in a spec (only plain YAML data)")
@@ -144,7 +187,7 @@ def load_text(text: str, file: str = "<spec>") -> Document:
             ]
         )
     try:
-        docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        docs = list(yaml.compose_all(text, Loader=SpecLoader))
     except yaml.YAMLError as exc:
         raise SpecError([_yaml_error(file, exc)]) from None
     docs = [d for d in docs if d is not None]

@@ -8,6 +8,7 @@ non-tensor state, metrics). No pickle anywhere.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -16,18 +17,10 @@ import tempfile
 import torch
 from safetensors.torch import load_file, save_file
 
+from latentspec._finite import strict_json_loads
 from latentspec.errors import RunError
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+from latentspec_runtime._atomic import atomic_open, atomic_path
+from latentspec_runtime._atomic import write_text as atomic_write_text  # noqa: F401  (the trainer's name for it)
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -58,26 +51,52 @@ def rng_state(g: torch.Generator) -> str:
 
 
 def set_rng_state(g: torch.Generator, s: str) -> None:
+    import binascii
+
     import numpy as np
 
-    g.set_state(torch.from_numpy(np.frombuffer(base64.b64decode(s), dtype=np.uint8).copy()))
+    try:
+        g.set_state(torch.from_numpy(np.frombuffer(base64.b64decode(s, validate=True), dtype=np.uint8).copy()))
+    except (TypeError, ValueError, RuntimeError, binascii.Error) as exc:
+        raise RunError(f"the checkpoint's RNG state is corrupt ({_short(exc)})") from None
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def save(folder: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, state: dict) -> None:
-    """Write a checkpoint folder atomically: build it beside, then swap it in."""
+    """Write a checkpoint folder atomically: build it beside, then swap it in.
+
+    ``state.json`` records the sha256 of every tensor file (``files``), checked on load. A
+    failed write (full disk) removes the half-built folder and leaves the previous checkpoint.
+    """
     parent = os.path.dirname(os.path.abspath(folder))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-ckpt-")
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, os.path.join(tmp, "weights.safetensors"))
-    if optimizer is not None:
-        tensors, meta = _flatten_optimizer(optimizer)
-        save_file(tensors, os.path.join(tmp, "optimizer.safetensors"))
-        state = {**state, "optimizer": meta}
-    with open(os.path.join(tmp, "state.json"), "w") as f:
-        json.dump(state, f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        with atomic_path(os.path.join(tmp, "weights.safetensors")) as path:
+            save_file(weights, path)
+        if optimizer is not None:
+            tensors, meta = _flatten_optimizer(optimizer)
+            with atomic_path(os.path.join(tmp, "optimizer.safetensors")) as path:
+                save_file(tensors, path)
+            state = {**state, "optimizer": meta}
+        files = {name: sha256_file(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
+        with atomic_open(os.path.join(tmp, "state.json")) as f:
+            json.dump({**state, "files": files}, f, allow_nan=False)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            from latentspec.train.rundir import write_error
+
+            raise write_error(f"checkpoint {folder}", exc) from None
+        raise
     old = folder + ".old"
     if os.path.exists(folder):
         shutil.rmtree(old, ignore_errors=True)
@@ -87,6 +106,7 @@ def save(folder: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer |
 
 
 def load_state(folder: str) -> dict:
+    """The checkpoint's ``state.json``, after checking the sha256 of every tensor file it lists."""
     path = os.path.join(folder, "state.json")
     if not os.path.isfile(path):
         # an interrupted swap leaves the previous checkpoint at <folder>.old
@@ -94,15 +114,51 @@ def load_state(folder: str) -> dict:
             os.replace(folder + ".old", folder)
         else:
             raise RunError(f"no checkpoint at {folder}")
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, "rb") as f:
+            state = strict_json_loads(f.read())
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError, NaN constants
+        raise RunError(f"{path}: the checkpoint state is corrupt ({_short(exc)}); use the other checkpoint") from None
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), int) for k in ("stage", "epoch", "step")):
+        raise RunError(f"{path}: the checkpoint state is corrupt (no stage/epoch/step counters)")
+    verify_files(folder, state)
+    return state
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+
+
+def verify_files(folder: str, state: dict) -> None:
+    """Refuse a checkpoint whose tensor files are missing, truncated or changed."""
+    files = state.get("files")
+    if files is None:
+        return  # a checkpoint from before hashes were recorded
+    if not isinstance(files, dict):
+        raise RunError(f"{folder}/state.json: `files` is not a mapping; the checkpoint is corrupt")
+    for name, digest in files.items():
+        path = os.path.join(folder, name)
+        if os.path.basename(name) != name or not os.path.isfile(path):
+            raise RunError(f"{path}: missing; the checkpoint is incomplete")
+        actual = sha256_file(path)
+        if actual != digest:
+            raise RunError(
+                f"{path}: sha256 {actual[:16]}... does not match state.json's {str(digest)[:16]}...; "
+                "the file is truncated or corrupted"
+            )
+
+
+def _load_tensors(path: str) -> dict[str, torch.Tensor]:
+    if not os.path.isfile(path):
+        raise RunError(f"{path}: missing; the checkpoint is incomplete")
+    try:
+        return load_file(path)
+    except Exception as exc:  # safetensors raises its own error types for a bad header
+        raise RunError(f"{path}: not a readable safetensors file ({_short(exc)})") from None
 
 
 def load_weights(folder: str, model: torch.nn.Module) -> None:
-    try:
-        weights = load_file(os.path.join(folder, "weights.safetensors"))
-    except (OSError, Exception) as exc:
-        raise RunError(f"cannot read {folder}/weights.safetensors: {exc}") from None
+    weights = _load_tensors(os.path.join(folder, "weights.safetensors"))
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise RunError(
@@ -111,5 +167,9 @@ def load_weights(folder: str, model: torch.nn.Module) -> None:
 
 
 def load_optimizer(folder: str, optimizer: torch.optim.Optimizer, meta: dict) -> None:
-    tensors = load_file(os.path.join(folder, "optimizer.safetensors"))
-    optimizer.load_state_dict(_unflatten_optimizer(tensors, meta))
+    path = os.path.join(folder, "optimizer.safetensors")
+    tensors = _load_tensors(path)
+    try:
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, meta))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RunError(f"{path}: the optimizer state does not fit this run ({_short(exc)})") from None

@@ -1,69 +1,33 @@
 """`latentspec eval`: the test objective, and for VAEs the ELBO, the IWAE bound, active units,
-and a linear probe of the codes."""
+and a linear probe of the codes.
+
+Every key written to eval.json is declared, with the flag that asks for it, in
+``latentspec.spec._evalkeys`` (claims are validated against it; tests/test_claims.py checks that
+the two agree): a new metric is declared there too."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 
 import torch
 
+from latentspec.data.pipeline import SplitData
 from latentspec.errors import RunError
+from latentspec.run import build_term, load_run
+from latentspec.run._codes import VaeParts, code_field, code_tensors, codes, conditions, find_vae  # noqa: F401  (moved to run; re-exported)
 from latentspec.spec import Spec
-from latentspec.train.checkpoint import atomic_write_text
-from latentspec.train.data import SplitData
-from latentspec.train.trainer import build_term, evaluate_terms, held_out_terms, load_run
+from latentspec.train.heldout import inversion_metrics
+from latentspec.train.trainer import evaluate_terms, held_out_terms
+from latentspec_runtime._atomic import write_text as atomic_write_text
 
 LOG_2PI = math.log(2 * math.pi)
-
-
-@dataclasses.dataclass(frozen=True)
-class VaeParts:
-    """The tensors of a Gaussian-posterior latent model, found in the spec."""
-
-    x: str  # the data field the likelihood scores
-    mu: str
-    logvar: str
-    z: str
-    logits: str  # the likelihood's first input (logits or mean)
-    likelihood: str  # bernoulli_nll | gaussian_nll
-    variance: float = 1.0
-
-
-def find_vae(spec: Spec) -> VaeParts | None:
-    iw = next((t for t in spec.objective.values() if t.term == "iwae_bound"), None)
-    if iw is not None:
-        logits, x, z, mu, logvar = iw.inputs
-        lik = "bernoulli_nll" if iw.cfg.get("likelihood", "bernoulli") == "bernoulli" else "gaussian_nll"
-        return VaeParts(x, mu, logvar, z, logits, lik)
-    kl = next((t for t in spec.objective.values() if t.term == "gaussian_kl"), None)
-    draw = next((n for n in spec.nodes.values() if n.type == "reparameterize"), None)
-    lik = next(
-        (
-            t
-            for t in spec.objective.values()
-            if t.term in ("bernoulli_nll", "gaussian_nll") and len(t.inputs) == 2 and t.inputs[1] in spec.data.fields
-        ),
-        None,
-    )
-    if kl is None or draw is None or lik is None or tuple(kl.inputs) != tuple(draw.inputs):
-        return None
-    return VaeParts(
-        lik.inputs[1],
-        draw.inputs[0],
-        draw.inputs[1],
-        draw.outputs[0],
-        lik.inputs[0],
-        lik.term,
-        float(lik.cfg.get("variance") or 1.0),
-    )
 
 
 def _log_lik(v: VaeParts, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """log p(x|z) per example, summed over dimensions."""
     out, x = out.flatten(1), x.flatten(1)
-    if v.likelihood == "bernoulli_nll":
+    if v.likelihood == "bernoulli":
         return -torch.nn.functional.binary_cross_entropy_with_logits(out, x, reduction="none").sum(1)
     return -0.5 * (((x - out) ** 2) / v.variance + math.log(v.variance) + LOG_2PI).sum(1)
 
@@ -75,18 +39,29 @@ def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torc
 @torch.no_grad()
 def vae_metrics(spec: Spec, model, data: SplitData, iwae: int | None, seed: int) -> dict:
     v = find_vae(spec)
-    enc, _ = model.graph([v.mu, v.logvar], [v.x], training=False)
-    dec, _ = model.graph([v.logits], [v.z], training=False)
+    # a conditional VAE's encoder and decoder also read a label: fed from the batch
+    enc_in = [v.x, *conditions(spec, [v.mu, v.logvar], [v.x])]
+    dec_in = conditions(spec, [v.logits], [v.z])
+    enc, _ = model.graph([v.mu, v.logvar], enc_in, training=False)
+    dec_gm, _ = model.graph([v.logits], [v.z, *dec_in], training=False)
     g = torch.Generator().manual_seed(seed)
     elbo_sum, iw_sum, n, mus = 0.0, 0.0, 0, []
+    rec_sum, kl_sum = 0.0, 0.0  # neg_elbo = rec + kl, per example
     for batch in data.batches(spec, 0, shuffle=False, batch=250):
         x = batch[v.x]
-        mu, logvar = enc(x)
+        mu, logvar = enc(*(batch[t] for t in enc_in))
+
+        def dec(z, batch=batch):
+            return dec_gm(z, *(batch[t] for t in dec_in))
+
         mus.append(mu)
         std = torch.exp(0.5 * logvar)
         z = mu + std * torch.randn(mu.shape, generator=g)
         kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1)
-        elbo_sum += float((_log_lik(v, dec(z), x) - kl).sum())
+        log_lik = _log_lik(v, dec(z), x)
+        rec_sum -= float(log_lik.sum())
+        kl_sum += float(kl.sum())
+        elbo_sum += float((log_lik - kl).sum())
         if iwae:
             logw = []
             for _ in range(iwae):
@@ -99,28 +74,19 @@ def vae_metrics(spec: Spec, model, data: SplitData, iwae: int | None, seed: int)
             iw_sum += float((torch.logsumexp(torch.stack(logw), 0) - math.log(iwae)).sum())
         n += len(x)
     mus = torch.cat(mus)
-    out = {"neg_elbo": -elbo_sum / n, "active_units": int((mus.var(0) > 0.01).sum()), "latent_dim": mus.shape[1]}
+    out = {
+        "neg_elbo": -elbo_sum / n,
+        # its two parts (they add up to neg_elbo; see docs/metrics.md for how they relate to the
+        # objective's per-term means)
+        "neg_elbo_recon": rec_sum / n,
+        "neg_elbo_kl": kl_sum / n,
+        "active_units": int((mus.var(0) > 0.01).sum()),
+        "latent_dim": mus.shape[1],
+    }
     if iwae:
         out["iwae_nll"] = -iw_sum / n
         out["iwae_samples"] = iwae
     return out
-
-
-def codes(spec: Spec, model, data: SplitData) -> torch.Tensor:
-    """The deterministic code of every example: the posterior mean of a VAE, or the `encode`
-    entry's first output."""
-    v = find_vae(spec)
-    if v is not None:
-        gm, _ = model.graph([v.mu], [v.x], training=False)
-        field = v.x
-    elif "encode" in spec.export and len(spec.export["encode"].inputs) == 1:
-        e = spec.export["encode"]
-        gm, _ = model.graph([e.outputs[0]], list(e.inputs), training=False)
-        field = e.inputs[0]
-    else:
-        raise RunError("--probe needs a VAE or an `encode` entry point with one input to take codes from")
-    with torch.no_grad():
-        return torch.cat([gm(b[field]).flatten(1) for b in data.batches(spec, 0, shuffle=False, batch=500)])
 
 
 def linear_probe(train_x, train_y, test_x, test_y, classes: int, steps: int = 300) -> float:
@@ -144,17 +110,43 @@ def linear_probe(train_x, train_y, test_x, test_y, classes: int, steps: int = 30
 
 
 def evaluate_run(
-    run: str, *, iwae: int | None = None, probe: str | None = None, which: str = "last", device: str = "cpu"
+    run: str,
+    *,
+    iwae: int | None = None,
+    probe: str | None = None,
+    which: str = "last",
+    device: str = "cpu",
+    allow_python: bool = False,
+    features: str | None = None,
+    feature_tensor: str | None = None,
+    samples: int | None = None,
+    disentanglement: bool = False,
+    pca: bool = False,
 ) -> dict:
-    spec, model = load_run(run, which=which, device=device)
+    """Evaluate a run on its test split and write ``eval.json``.
+
+    ``features`` (a run with a `features` entry, or ``feature_tensor``) adds sample quality
+    (FD, KID, precision/recall of ``samples`` draws of the `sample` entry against the test
+    images); ``disentanglement`` adds MIG, DCI, SAP and the FactorVAE score against the
+    dataset's factors; ``pca`` compares the `decode` entry with PCA of its data field
+    (:mod:`latentspec.train.subspace`). The amortisation gap is reported whenever an `optimize:` entry has an
+    encoder for its code. See docs/metrics.md.
+    """
+    if feature_tensor and not features:
+        raise RunError("--feature-tensor needs --features FEATURE_RUN")
+    if samples is not None and not features:
+        raise RunError("--samples needs --features FEATURE_RUN")
+    spec, model = load_run(run, which=which, device=device, allow_python=allow_python)
     if "test" not in spec.data.split:
         raise RunError("the spec's data.split has no test part to evaluate on")
     test = SplitData.build(spec, "test")
     terms = {name: build_term(spec, t) for name, t in spec.objective.items()}
     names = held_out_terms(spec, tuple(spec.objective))
     result = {"test": evaluate_terms(spec, model, terms, names, test, torch.device(device))}
+    # a latent-table model (GLO): its `invert` entry's fit of test rows, as in training
+    result["test"].update(inversion_metrics(spec, model, tuple(spec.objective), test, torch.device(device)))
     if find_vae(spec) is not None:
-        result["test"].update(vae_metrics(spec, model, test, iwae, spec.seed + 104729))
+        result["test"].update(vae_metrics(spec, model, test, iwae, (spec.seed + 104729) % 2**64))
     elif iwae:
         raise RunError(
             "--iwae needs a VAE: a reparameterize node, a gaussian_kl term on its inputs and a bernoulli_nll or gaussian_nll likelihood"
@@ -170,6 +162,31 @@ def evaluate_run(
             codes(spec, model, train), train.fields[probe], codes(spec, model, test), test.fields[probe], classes
         )
         result["probe_field"] = probe
+    if features:
+        from latentspec.train.sample_quality import real_images, sample_quality_report
+
+        result["sample_quality"] = sample_quality_report(
+            spec,
+            model,
+            real_images(spec, "test"),
+            features,
+            samples=samples,
+            tensor=feature_tensor,
+            seed=(spec.seed + 15485863) % 2**64,
+        )
+    if pca:
+        from latentspec.train.subspace import pca_report
+
+        result["pca"] = pca_report(spec, model, SplitData.build(spec, "train"), test)
+    if disentanglement:
+        from latentspec.train.disentanglement import disentanglement_report
+
+        result["disentanglement"] = disentanglement_report(spec, model, test, seed=spec.seed)
+    from latentspec.train.amortisation import amortisation_report
+
+    gap = amortisation_report(spec, model, test)
+    if gap:
+        result["amortisation"] = gap
     result["checkpoint"] = which
     import json
 

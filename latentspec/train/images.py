@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
+
+from latentspec_runtime._atomic import atomic_path
 
 
 def to_uint8(x: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
@@ -37,9 +36,31 @@ def grid(images: np.ndarray, ncol: int | None = None, pad: int = 2, value_range=
 def save_png(path: str, image: np.ndarray) -> None:
     from PIL import Image
 
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    Image.fromarray(image).save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+
+
+def labelled_grid(blocks: list[tuple[str, np.ndarray]], ncol: int, pad: int = 2, value_range=(0.0, 1.0)) -> np.ndarray:
+    """Blocks of images, each laid out in rows of ``ncol`` and named in a left gutter (Pillow's
+    default font) beside its first row: e.g. ``[("input", x), ("reconstruction", x_hat)]``."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    gutter = 2 * pad + max((int(probe.textlength(label, font=font)) for label, _ in blocks), default=0)
+    parts = [grid(images, ncol=ncol, pad=pad, value_range=value_range) for _, images in blocks]
+    width = max(p.shape[1] for p in parts) + gutter
+    out = np.full((sum(p.shape[0] - pad for p in parts) + pad, width, 3), 255, np.uint8)
+    y, tops = 0, []
+    for p in parts:
+        out[y : y + p.shape[0], gutter : gutter + p.shape[1]] = p
+        tops.append(y)
+        y += p.shape[0] - pad
+    sheet = Image.fromarray(out)
+    draw = ImageDraw.Draw(sheet)
+    for (label, images), top, p in zip(blocks, tops, parts):
+        tile_h = (p.shape[0] - pad) // max(1, -(-len(images) // ncol)) - pad  # one row of tiles
+        _, upper, _, lower = draw.textbbox((0, 0), label, font=font)
+        y_text = top + pad + max(0, (tile_h - (lower - upper)) // 2) - upper
+        draw.text((pad, y_text), label, fill=(0, 0, 0), font=font)
+    return np.asarray(sheet)

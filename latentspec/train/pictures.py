@@ -7,8 +7,11 @@ import torch
 
 from latentspec.compiler import CompiledModel
 from latentspec.errors import RunError
-from latentspec.spec import Spec
+from latentspec.spec import EntrySpec, Spec
 from latentspec.train.images import grid, save_png
+
+#: a conditional sample grid draws one row per class up to this many classes
+MAX_CLASS_ROWS = 32
 
 
 def image_field(spec: Spec) -> str | None:
@@ -24,7 +27,7 @@ def _to_image(spec: Spec, tensor: str, value: torch.Tensor) -> torch.Tensor:
     if (
         info is not None
         and info.range is None
-        and any(t.term == "bernoulli_nll" and t.inputs[0] == tensor for t in spec.objective.values())
+        and any(t.distribution == "bernoulli" and t.role("reconstruction") == tensor for t in spec.objective.values())
     ):
         return torch.sigmoid(value)  # logits of a Bernoulli likelihood
     return value
@@ -51,71 +54,168 @@ def run_entry(
     return out if isinstance(out, tuple) else (out,)
 
 
-def sample_images(model: CompiledModel, n: int, seed: int = 0) -> np.ndarray:
-    spec = model.spec
-    entry = (
-        "sample"
-        if "sample" in spec.export
-        else next((e for e, s in spec.export.items() if not s.inputs and not s.optimize), None)
-    )
-    if entry is None:
+def sampling_entry(spec: Spec) -> EntrySpec:
+    """The entry that samples: the one of kind ``sample``, else one with no inputs."""
+    e = spec.entry_of_kind("sample")
+    if e is None:
+        e = next((s for s in spec.export.values() if not s.inputs and not s.optimize), None)
+    if e is None:
         raise RunError(
             "this spec has no entry point that samples from the prior (an export entry with `in: []`, e.g. `sample`)"
         )
-    (x,) = run_entry(model, entry, {}, n, seed)[:1]
+    return e
+
+
+def sample_images(model: CompiledModel, n: int, seed: int = 0, inputs: dict[str, float] | None = None) -> np.ndarray:
+    """``n`` samples of the sampling entry; its other inputs (e.g. a class ``y``) are scalars
+    in ``inputs``, the same for all ``n``."""
+    spec = model.spec
+    e = sampling_entry(spec)
+    inputs = inputs or {}
+    missing = [t for t in e.inputs if t not in inputs]
+    if missing:
+        raise RunError(
+            f"entry '{e.name}' samples given {', '.join(missing)}: pass "
+            + " ".join(f"--input {t}=VALUE" for t in missing)
+        )
+    feed = {}
+    for t in e.inputs:
+        info = spec.infos[t]
+        dtype = torch.int64 if info.dtype == "int64" else torch.float32
+        feed[t] = torch.full((n, *(info.shape or ())), inputs[t], dtype=dtype)
+    (x,) = run_entry(model, e.name, feed, n, seed)[:1]
     return x.float().numpy()
+
+
+def sample_blocks(
+    model: CompiledModel,
+    n: int,
+    seed: int = 0,
+    inputs: dict[str, float] | None = None,
+    per_class: int | None = None,
+) -> list[tuple[str, np.ndarray]]:
+    """Labelled blocks of samples. A conditional sampler whose one missing input is a class
+    label draws a block per class (``per_class`` each, default ``n``), all with the same noise:
+    each column is one code under every label. Otherwise one block of ``n`` named by the inputs."""
+    from latentspec.run._inputs import class_label, label_inputs
+
+    spec = model.spec
+    e = sampling_entry(spec)
+    inputs = dict(inputs or {})
+    missing = [t for t in e.inputs if t not in inputs]
+    labels = label_inputs(spec, e)
+    if len(missing) == 1 and missing[0] in labels and labels[missing[0]] <= MAX_CLASS_ROWS:
+        t = missing[0]
+        k = per_class or n
+        return [(class_label(spec, t, c), sample_images(model, k, seed, {**inputs, t: c})) for c in range(labels[t])]
+    named = ", ".join(class_label(spec, t, int(v)) if t in labels else f"{t}={v:g}" for t, v in inputs.items())
+    return [(named or "samples", sample_images(model, n, seed, inputs))]
 
 
 @torch.no_grad()
 def manifold(model: CompiledModel, steps: int = 15) -> np.ndarray | None:
     """Kingma & Welling's figure: the decoder over a grid of Gaussian quantiles of a 2-D latent."""
     spec = model.spec
-    e = spec.export.get("decode")
+    e = spec.entry_of_kind("decode")
     if e is None or len(e.inputs) != 1 or e.inputs[0] not in spec.latents or spec.latents[e.inputs[0]].dim != 2:
         return None
     q = torch.linspace(0.05, 0.95, steps)
     v = torch.erfinv(2 * q - 1) * 2**0.5
     zz = torch.stack(torch.meshgrid(v, v.flip(0), indexing="xy"), -1).reshape(-1, 2)
-    (x,) = run_entry(model, "decode", {e.inputs[0]: zz}, len(zz))[:1]
+    (x,) = run_entry(model, e.name, {e.inputs[0]: zz}, len(zz))[:1]
     return x.numpy()
+
+
+def _recon_term(spec: Spec, x_name: str | None) -> tuple[str, str] | None:
+    """(term, tensor): the reconstruction of the image, as a term declares it (its
+    "reconstruction" of "target")."""
+    return next(
+        (
+            (name, r)
+            for name, t in spec.objective.items()
+            if x_name
+            and t.role("target") == x_name
+            and (r := t.role("reconstruction")) is not None
+            and spec.infos.get(r, None)
+            and spec.infos[r].shape is not None
+            and np.prod(spec.infos[r].shape) == np.prod(spec.infos[x_name].shape)
+        ),
+        None,
+    )
+
+
+def inversions(spec: Spec, model: CompiledModel, batch: dict) -> tuple[str, np.ndarray] | None:
+    """(data field, images): the `invert` entry's fit of the rows in ``batch`` (the optimisation
+    the runtime runs, in PyTorch), or None when the spec has no such entry over data fields."""
+    from latentspec.train.amortisation import _Inversion
+
+    e = spec.entry_of_kind("invert")
+    if e is None or not e.optimize or any(t not in batch for t in e.inputs):
+        return None
+    inv = _Inversion(spec, model, e.name)
+    device = next(iter(batch.values())).device
+    inv.terms = [(t, term.to(device), w) for t, term, w in inv.terms]  # built on the CPU
+    if inv.recon is None:
+        return None
+    n = len(batch[inv.data])
+    z = inv.optimize(inv.start(n), batch)
+    with torch.no_grad():
+        return inv.data, inv.outputs(z, batch)[inv.recon].float().cpu().numpy()
+
+
+@torch.no_grad()
+def epoch_blocks(trainer, n: int = 16) -> list[tuple[str, np.ndarray]]:
+    """The labelled rows of an epoch's picture: inputs and their reconstructions (of training
+    rows when the reconstruction comes from a latent table, GLO), inversions of test rows through
+    the `invert` entry, and prior samples."""
+    from latentspec.train.collapse import eval_rows
+    from latentspec.train.trainer import held_out_terms
+
+    spec, model = trainer.spec, trainer.model
+    blocks: list[tuple[str, np.ndarray]] = []
+    x_name = image_field(spec)
+    found = _recon_term(spec, x_name)
+    if found is not None:
+        term, recon = found
+        on_test = trainer.test_data is not None and bool(held_out_terms(spec, [term]))
+        data = trainer.test_data if on_test else trainer.train_data
+        # evenly spaced examples: splits keep the dataset's order, which may be sorted by class
+        batch = eval_rows(data, n)
+        gm, plan = model.graph([recon], training=True)
+        outs = gm(*trainer._args(plan, batch, torch.Generator().manual_seed(0)))
+        xr = _to_image(spec, recon, outs[recon]).reshape(batch[x_name].shape)
+        tag = "" if on_test or trainer.test_data is None else "train "
+        blocks += [(f"{tag}input", batch[x_name].numpy()), (f"{tag}reconstruction", xr.float().cpu().numpy())]
+    if trainer.test_data is not None:
+        batch = {f: v.to(trainer.device) for f, v in eval_rows(trainer.test_data, n).items()}
+        inv = inversions(spec, model, batch)
+        if inv is not None:
+            if not blocks or blocks[0][0] != "input":  # the test rows are not shown above yet
+                blocks.append(("test input", batch[inv[0]].cpu().numpy()))
+            blocks.append(("inversion", inv[1]))
+    try:
+        blocks += sample_blocks(model, 2 * n, per_class=n)
+    except (RunError, KeyError):
+        pass
+    return blocks
 
 
 @torch.no_grad()
 def epoch_samples(trainer, path: str, n: int = 16) -> None:
-    spec, model = trainer.spec, trainer.model
+    from latentspec.train.images import labelled_grid
+
+    model = trainer.model
+    modes = {m: m.training for m in model.modules()}
     model.eval()
-    rows = []
-    x_name = image_field(spec)
-    recon = next(
-        (
-            t.inputs[0]
-            for t in spec.objective.values()
-            if x_name
-            and len(t.inputs) >= 2
-            and t.inputs[1] == x_name
-            and spec.infos.get(t.inputs[0], None)
-            and spec.infos[t.inputs[0]].shape is not None
-            and np.prod(spec.infos[t.inputs[0]].shape) == np.prod(spec.infos[x_name].shape)
-        ),
-        None,
-    )
-    data = trainer.test_data or trainer.train_data
-    if recon is not None:
-        gm, plan = model.graph([recon], training=True)
-        # evenly spaced examples: splits keep the dataset's order, which may be sorted by class
-        batch = {f: t[np.linspace(0, len(t) - 1, n).astype(np.int64)] for f, t in data.fields.items()}
-        outs = gm(*trainer._args(plan, batch, torch.Generator().manual_seed(0)))
-        xr = _to_image(spec, recon, outs[recon]).reshape(batch[x_name].shape)
-        rows += [batch[x_name].numpy(), xr.float().cpu().numpy()]
     try:
-        rows.append(sample_images(model, 2 * n))
-    except (RunError, KeyError):
-        pass
-    model.train()
-    if rows:
-        shape = rows[0].shape[1:]
-        rows = [r.reshape(len(r), *shape) for r in rows if np.prod(r.shape[1:]) == np.prod(shape)]
-        save_png(path, grid(np.concatenate(rows), ncol=n))
+        blocks = epoch_blocks(trainer, n)
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
+    if blocks:
+        shape = blocks[0][1].shape[1:]
+        blocks = [(label, r.reshape(len(r), *shape)) for label, r in blocks if np.prod(r.shape[1:]) == np.prod(shape)]
+        save_png(path, labelled_grid(blocks, ncol=n))
     m = manifold(model)
     if m is not None:
         save_png(path.replace(".png", "-manifold.png"), grid(m, ncol=15))

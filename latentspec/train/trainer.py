@@ -8,37 +8,21 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 
 import torch
 
+from latentspec._finite import NonFiniteError
 from latentspec.compiler import CompiledModel, compile_spec
-from latentspec.components import OPTIMIZERS, SCHEDULES, TERMS
-from latentspec.components._node import Context, TensorInfo
+from latentspec.data.pipeline import SplitData, table_sizes
 from latentspec.errors import RunError
+from latentspec.run import build_term, resolve_device, term_weight
 from latentspec.spec import Spec, dump_resolved
-from latentspec.spec._model import StageSpec, TermSpec
+from latentspec.spec._evalkeys import held_out_terms
+from latentspec.spec._model import StageSpec
 from latentspec.train import checkpoint as ckpt
-from latentspec.train.data import SplitData
-
-
-def build_term(spec: Spec, t: TermSpec) -> torch.nn.Module:
-    ctx = Context(t.name, t.cfg, t.inputs, (), tuple(spec.infos.get(x, TensorInfo()) for x in t.inputs), spec.latents)
-    return TERMS[t.term]().build(ctx)
-
-
-def term_weight(t: TermSpec, step: int, epoch: float) -> float:
-    if isinstance(t.weight, (int, float)):
-        return float(t.weight)
-    cls = SCHEDULES[t.weight["schedule"]]
-    return cls().value(cls.resolve({k: v for k, v in t.weight.items() if k != "schedule"}), step, epoch)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RunError("--device cuda: torch sees no CUDA device on this machine")
-    return torch.device(device)
+from latentspec.train import rundir
+from latentspec.train.heldout import evaluates, inversion_metrics
 
 
 def batch_args(model: CompiledModel, plan, batch: dict, generator: torch.Generator, device: torch.device) -> list:
@@ -53,21 +37,6 @@ def batch_args(model: CompiledModel, plan, batch: dict, generator: torch.Generat
     ]
 
 
-def held_out_terms(spec: Spec, names) -> tuple[str, ...]:
-    """The terms that mean something on held-out data: not those computed from a latent table,
-    whose codes exist only for training rows (GLO evaluates new data through `invert`)."""
-    from latentspec.compiler import plan
-
-    indexes = {lat.index for lat in spec.latents.values() if lat.table}
-    if not indexes:
-        return tuple(names)
-    return tuple(
-        name
-        for name in names
-        if not any(ph.tensor in indexes for ph in plan(spec, spec.objective[name].inputs, training=True).placeholders)
-    )
-
-
 @torch.no_grad()
 def evaluate_terms(
     spec: Spec, model: CompiledModel, terms: dict, names, data: SplitData, device: torch.device
@@ -78,10 +47,10 @@ def evaluate_terms(
     model.eval()
     outs_needed = list(dict.fromkeys(t for name in names for t in spec.objective[name].inputs))
     gm, plan = model.graph(outs_needed, training=True)
-    g = torch.Generator().manual_seed(spec.seed + 7919)
+    g = torch.Generator().manual_seed((spec.seed + 7919) % 2**64)
     sums: dict[str, float] = {}
     count = 0
-    for batch in data.batches(spec, 0, shuffle=False, batch=spec.data.test_batch or 500):
+    for batch in data.batches(spec, 0, shuffle=False, batch=spec.data.test_batch):
         n = len(next(iter(batch.values())))
         outs = gm(*batch_args(model, plan, batch, g, device))
         for name in names:
@@ -125,16 +94,36 @@ class _StageForward(torch.nn.Module):
         return self._gm[0](*args)
 
 
+class Callback:
+    """Hooks into training (tracking sinks, sweep pruning). ``on_row`` sees every
+    ``metrics.jsonl`` row as it is written; ``on_epoch`` runs after the epoch's checkpoint and
+    sample grid, and may raise to stop training (the run stays resumable)."""
+
+    def on_row(self, row: dict) -> None:
+        pass
+
+    def on_epoch(self, trainer: Trainer, row: dict) -> None:
+        pass
+
+
 class Trainer:
     def __init__(
-        self, spec: Spec, out: str, *, device: str = "auto", quiet: bool = False, allow_python: bool = False
+        self,
+        spec: Spec,
+        out: str,
+        *,
+        device: str = "auto",
+        quiet: bool = False,
+        allow_python: bool = False,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         self.spec = spec
         self.out = out
+        self.callbacks = list(callbacks)
         self.device = resolve_device(device)
         self.dist = Distributed(self.device)
         self.quiet = quiet or not self.dist.main
-        self.model = compile_spec(spec, allow_python=allow_python).to(self.device)
+        self.model = compile_spec(spec, allow_python=allow_python, table_sizes=table_sizes(spec)).to(self.device)
         self.terms = {name: build_term(spec, t).to(self.device) for name, t in spec.objective.items()}
         self.train_data = SplitData.build(spec, "train")
         self.test_data = SplitData.build(spec, "test") if "test" in spec.data.split else None
@@ -146,6 +135,8 @@ class Trainer:
         if self.dist.main:
             with open(os.path.join(self.out, "metrics.jsonl"), "a") as f:
                 f.write(json.dumps(row) + "\n")
+            for cb in self.callbacks:
+                cb.on_row(row)
 
     def _trim_metrics(self, step: int) -> None:
         """Drop the rows an interrupted run wrote after its last checkpoint."""
@@ -157,27 +148,36 @@ class Trainer:
         keep = []
         for line in rows:
             try:
-                if json.loads(line).get("step", 0) <= step:
-                    keep.append(line)
-            except json.JSONDecodeError:  # a row cut off by the interruption
+                row = json.loads(line)
+            except ValueError:  # a row cut off by the interruption
                 continue
+            if isinstance(row, dict) and isinstance(row.get("step", 0), int) and row.get("step", 0) <= step:
+                keep.append(line)
         ckpt.atomic_write_text(path, "".join(keep))
 
-    def _prepare_run_dir(self, resume: bool) -> None:
+    def _prepare_run_dir(self, resume: bool, force: bool = False) -> None:
+        """Check the run folder (under its lock) and write the resolved spec only once the
+        comparison with the run's own spec has passed (see ``rundir.check_resume``)."""
         if not self.dist.main:
             return
-        os.makedirs(self.out, exist_ok=True)
         last = os.path.join(self.out, "checkpoints", "last")
-        if not resume and (os.path.exists(last) or os.path.exists(last + ".old")):
+        exists = os.path.exists(last) or os.path.exists(last + ".old")
+        if not resume and exists:
             raise RunError(f"{self.out} already holds a run; pass --resume to continue it, or choose another --out")
-        ckpt.atomic_write_text(os.path.join(self.out, "spec.yaml"), dump_resolved(self.spec))
+        text = dump_resolved(self.spec)
+        changed = rundir.check_resume(self.out, text, force) if resume and exists else {}
+        try:
+            ckpt.atomic_write_text(os.path.join(self.out, "spec.yaml"), text)
+        except OSError as exc:
+            raise rundir.write_error(f"{self.out}/spec.yaml", exc) from None
+        event = "resume" if resume and exists else "start"
+        rundir.record(self.out, event, **({"forced": {p: list(d) for p, d in changed.items()}} if changed else {}))
 
     # -- stages ---------------------------------------------------------------------------------
     def _optimizer(self, stage: StageSpec) -> torch.optim.Optimizer | None:
         """One parameter group per distinct setting (nodes without overrides share one): fewer
         groups, less per-step bookkeeping in the optimizer."""
-        cfg = stage.optimizer
-        overrides = cfg.get("groups") or {}
+        overrides = stage.optimizer.config.get("groups") or {}
         by_setting: dict[tuple, dict] = {}
         for name in stage.trainable:
             params = list(self.model.module_of(name).parameters())
@@ -191,8 +191,7 @@ class Trainer:
         groups = list(by_setting.values())
         if not groups:
             return None
-        opt = OPTIMIZERS[cfg["name"]]()
-        return opt.build(groups, {k: v for k, v in cfg.items() if k not in ("name", "groups")})
+        return stage.optimizer.instance.build(groups, stage.optimizer.config)
 
     def _set_trainable(self, stage: StageSpec) -> None:
         self.model.requires_grad_(False)
@@ -261,6 +260,26 @@ class Trainer:
                     xs.append(out[n.inputs[0]].flatten(1))
                 self.model.module_of(name).fit(torch.cat(xs))
 
+    def _fit_priors(self, stage: StageSpec) -> None:
+        """`fit: gaussian | gmm`: fit each latent's prior to its codes over the training split
+        (the latent itself: a table's codes, or `fit_from`, e.g. the encoder mean)."""
+        for name in stage.trainable:
+            lat = self.spec.latents[name]
+            src = lat.fit_from or name
+            gm, plan = self.model.graph([src], training=True)
+            xs = []
+            with torch.no_grad():
+                for batch in self.train_data.batches(self.spec, 0, shuffle=False, batch=1024):
+                    out = gm(*self._args(plan, batch, torch.Generator().manual_seed(0)))
+                    xs.append(out[src].flatten(1).cpu())
+            codes = torch.cat(xs)  # (N, dim)
+            need = lat.components if lat.prior == "gmm" else 2
+            if len(codes) < max(need, 2):
+                raise RunError(
+                    f"latent '{name}': a {lat.prior} prior needs at least {max(need, 2)} training codes, got {len(codes)}"
+                )
+            self.model.prior_of(name).fit(codes, seed=self.spec.seed)
+
     def _project(self, stage: StageSpec) -> None:
         for name in stage.trainable:
             lat = self.spec.latents.get(name)
@@ -270,15 +289,34 @@ class Trainer:
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self, stage: StageSpec, data: SplitData) -> dict[str, float]:
         names = held_out_terms(self.spec, stage.terms)
-        return {
+        out = {
             k: self.dist.mean(v)
             for k, v in evaluate_terms(self.spec, self.model, self.terms, names, data, self.device).items()
         }
+        # models whose codes are a latent table (GLO): the `invert` entry's fit of test rows
+        out.update(
+            (k, self.dist.mean(v))
+            for k, v in inversion_metrics(self.spec, self.model, stage.terms, data, self.device).items()
+        )
+        bad = next((k for k, v in out.items() if not math.isfinite(v)), None)
+        if bad is not None:
+            raise NonFiniteError(
+                f"stage {stage.name}, epoch {self.state['epoch'] + 1}, step {self.state['step']}: "
+                f"evaluation metric '{bad}' is {out[bad]}; training stopped, no checkpoint written from this state"
+            )
+        return out
 
     # -- the loop -------------------------------------------------------------------------------
-    def run(self, resume: bool = False) -> dict:
+    def run(self, resume: bool = False, force: bool = False) -> dict:
+        if not self.dist.main:
+            return self._run(resume, force)
+        rundir.check_out(self.out)
+        with rundir.run_lock(self.out, "train --resume" if resume else "train"):
+            return self._run(resume, force)
+
+    def _run(self, resume: bool, force: bool) -> dict:
         spec = self.spec
-        self._prepare_run_dir(resume)
+        self._prepare_run_dir(resume, force)
         last = os.path.join(self.out, "checkpoints", "last")
         resumed = False
         if resume and (os.path.exists(last) or os.path.exists(last + ".old")):
@@ -287,16 +325,18 @@ class Trainer:
             ckpt.set_rng_state(self.generator, self.state["rng"])
             self._trim_metrics(self.state["step"])
             resumed = True
-        elif self.state["stage"] == 0 and self.state["epoch"] == 0:
-            self._init_tables()
+        else:
+            self._trim_metrics(-1)  # rows of an attempt that died before its first checkpoint
+            if self.state["stage"] == 0 and self.state["epoch"] == 0:
+                self._init_tables()
         summary = {}
         for si in range(self.state["stage"], len(spec.train.stages)):
             stage = spec.train.stages[si]
-            if stage.fit == "pca":
+            if stage.fit:
                 if not (resumed and si == self.state["stage"] and self.state.get("fitted")):
-                    self._fit_pca(stage)
+                    self._fit_pca(stage) if stage.fit == "pca" else self._fit_priors(stage)
                     row = {"kind": "fit", "stage": stage.name, "step": self.state["step"]}
-                    if self.test_data is not None and held_out_terms(self.spec, stage.terms):
+                    if self.test_data is not None and evaluates(self.spec, stage.terms):
                         row["test"] = self.evaluate(stage, self.test_data)
                     self._log(row)
                 self.state.update(stage=si, epoch=0, fitted=True)
@@ -339,10 +379,6 @@ class Trainer:
             n = len(next(iter(batch.values())))
             step, frac_epoch = self.state["step"], epoch + i / len(batches)
             loss_value, parts = self.step(stage, forward, plan, optimizer, base_lrs, batch, step, frac_epoch)
-            if not math.isfinite(loss_value):
-                raise RunError(
-                    f"stage {stage.name}, epoch {epoch + 1}, step {step}: the loss is {loss_value}; lower the learning rate or check the data scaling"
-                )
             seconds += time.perf_counter() - t0
             self.state["step"] = step + 1
             for k, v in parts.items():
@@ -372,13 +408,15 @@ class Trainer:
             "step": self.state["step"],
             "seconds": seconds,
             "images_per_second": count / max(seconds, 1e-9),
+            "lr": [g["lr"] for g in optimizer.param_groups] if optimizer is not None else [],
+            "weights": {k: term_weight(spec.objective[k], self.state["step"], epoch + 1) for k in stage.terms},
             "train": train,
         }
         last_epoch = epoch + 1 == n_epochs
         every = spec.train.eval_every
         if (
             self.test_data is not None
-            and held_out_terms(self.spec, stage.terms)
+            and evaluates(self.spec, stage.terms)
             and (last_epoch or (every and (epoch + 1) % every == 0))
         ):
             row["test"] = self.evaluate(stage, self.test_data)
@@ -391,12 +429,19 @@ class Trainer:
                 + (f"  test {test}" if test else ""),
                 file=sys.stderr,
             )
+        if self.dist.main:
+            from latentspec.train.collapse import check_epoch
+
+            check_epoch(self, stage, epoch + 1)  # constant outputs, a loss stuck at a trivial predictor's
         self.state.update(stage=si, epoch=epoch + 1)
         self._checkpoint(optimizer, row)
         if spec.train.samples_every and ((epoch + 1) % spec.train.samples_every == 0 or last_epoch) and self.dist.main:
             from latentspec.train.pictures import epoch_samples
 
             epoch_samples(self, os.path.join(self.out, "samples", f"epoch-{epoch + 1:03d}.png"))
+        if self.dist.main:
+            for cb in self.callbacks:
+                cb.on_epoch(self, row)
         return row
 
     def begin_stage(self, stage: StageSpec):
@@ -415,11 +460,8 @@ class Trainer:
         self, stage, forward, plan, optimizer, base_lrs, batch, step: int, frac_epoch: float
     ) -> tuple[float, dict]:
         """One optimizer step on ``batch``: the loss value and each term's value (tensors)."""
-        if optimizer is not None and stage.schedule:
-            cls = SCHEDULES[stage.schedule["schedule"]]
-            mult = cls().value(
-                cls.resolve({k: v for k, v in stage.schedule.items() if k != "schedule"}), step, frac_epoch
-            )
+        if optimizer is not None and stage.schedule is not None:
+            mult = stage.schedule.instance.value(stage.schedule.config, step, frac_epoch)
             for g, lr in zip(optimizer.param_groups, base_lrs):
                 g["lr"] = lr * mult
         amp = self.spec.train.amp and self.device.type == "cuda"
@@ -429,19 +471,56 @@ class Trainer:
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            params = [p for g in optimizer.param_groups for p in g["params"]]
             if stage.clip_grad:
-                torch.nn.utils.clip_grad_norm_(
-                    [p for g in optimizer.param_groups for p in g["params"]], stage.clip_grad
-                )
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, stage.clip_grad)
+            else:
+                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
             optimizer.step()
             self._project(stage)
-        # one host sync for the loss and every term
-        values = torch.stack([loss.detach(), *(v.detach() for v in parts.values())]).tolist()
-        return values[0], dict(zip(parts, values[1:]))
+        else:
+            grad_norm = torch.zeros(())
+        # one host sync for the loss, every term and the gradient norm
+        values = torch.stack(
+            [loss.detach(), *(v.detach() for v in parts.values()), grad_norm.detach().to(loss.device)]
+        ).tolist()
+        parts_values = dict(zip(parts, values[1:-1]))
+        if not all(map(math.isfinite, values)):
+            # stop here: nothing from this step reaches a checkpoint or the metrics
+            self._non_finite(stage, step, frac_epoch, values[0], parts_values, values[-1])
+        return values[0], parts_values
+
+    def _non_finite(self, stage, step: int, frac_epoch: float, loss: float, parts: dict, grad_norm: float) -> None:
+        where = f"stage {stage.name}, epoch {int(frac_epoch) + 1}, step {step}"
+        bad = next((k for k, v in parts.items() if not math.isfinite(v)), None)
+        if bad is not None:
+            what = f"term '{bad}' is {parts[bad]}"
+        elif not math.isfinite(loss):
+            what = f"the weighted loss is {loss}"
+        else:
+            name = next(
+                (
+                    n
+                    for n, p in self.model.named_parameters()
+                    if p.grad is not None and not torch.isfinite(p.grad).all()
+                ),
+                "?",
+            )
+            what = f"the gradient is {grad_norm} (first at parameter {name})"
+        raise NonFiniteError(
+            f"{where}: {what}; training stopped; no checkpoint is written from this state "
+            "(lower the learning rate, clip gradients with clip_grad, or check the data scaling)"
+        )
 
     def _checkpoint(self, optimizer, row: dict | None) -> None:
         if not self.dist.main:
             return
+        for name, value in self.model.state_dict().items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise NonFiniteError(
+                    f"stage {self.state['stage']}, epoch {self.state['epoch']}, step {self.state['step']}: "
+                    f"weight {name} is not finite; no checkpoint written from this state"
+                )
         self.state["rng"] = ckpt.rng_state(self.generator)
         folder = os.path.join(self.out, "checkpoints")
         state = {k: v for k, v in self.state.items() if k != "optimizer"}
@@ -454,27 +533,21 @@ class Trainer:
 
 
 def train(
-    spec: Spec, out: str, *, resume: bool = False, device: str = "auto", quiet: bool = False, allow_python: bool = False
+    spec: Spec,
+    out: str,
+    *,
+    resume: bool = False,
+    device: str = "auto",
+    quiet: bool = False,
+    allow_python: bool = False,
+    force: bool = False,
+    callbacks: Sequence[Callback] = (),
 ) -> dict:
-    return Trainer(spec, out, device=device, quiet=quiet, allow_python=allow_python).run(resume=resume)
+    """Train ``spec`` into run folder ``out``. ``resume`` continues its last checkpoint (the
+    model and data must match the run's spec; changed training settings need ``force``)."""
+    if not resume:
+        rundir.check_out(out)
+    return Trainer(spec, out, device=device, quiet=quiet, allow_python=allow_python, callbacks=callbacks).run(
+        resume=resume, force=force
+    )
 
-
-def load_run(
-    run: str, *, device: str = "cpu", which: str = "last", allow_python: bool = False
-) -> tuple[Spec, CompiledModel]:
-    """The spec and trained model of a run directory."""
-    from latentspec.spec import load_spec
-
-    spec_path = os.path.join(run, "spec.yaml")
-    if not os.path.isfile(spec_path):
-        raise RunError(
-            f"{run} is not a run directory (no spec.yaml); train one with `latentspec train SPEC --out {run}`"
-        )
-    spec = load_spec(spec_path)
-    # paths in the resolved spec were relative to the original spec's folder
-    model = compile_spec(spec, allow_python=allow_python).to(resolve_device(device))
-    folder = os.path.join(run, "checkpoints", which)
-    ckpt.load_state(folder)
-    ckpt.load_weights(folder, model)
-    model.eval()
-    return spec, model

@@ -7,8 +7,17 @@
 """
 
 from ._bundle import Bundle
+from ._groups import Calibration, CalibrationWarning, LatentGroup
 from ._manifest import BundleError, InputError
 
 __version__ = "0.1.0"
 
-__all__ = ["Bundle", "BundleError", "InputError", "__version__"]
+__all__ = [
+    "Bundle",
+    "BundleError",
+    "Calibration",
+    "CalibrationWarning",
+    "InputError",
+    "LatentGroup",
+    "__version__",
+]

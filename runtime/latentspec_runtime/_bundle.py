@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
+import operator
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ._groups import LatentGroup, warn_if_poor
 from ._manifest import (
     RANGE_TOL,
     BundleError,
@@ -36,6 +38,18 @@ CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_ITERATIONS = 2
+#: The onnxruntime session options every entry gets, chosen by measurement
+#: (``benchmarks/bench_runtime.py`` times the alternatives; BENCHMARKS.md has the table): full
+#: graph optimisation, sequential execution with one inter-op thread (these graphs are chains;
+#: a parallel executor only adds hand-offs), memory pattern and CPU arena on (reused buffers).
+#: ``Bundle.session_options`` reports them with the intra-op thread count a bundle used.
+SESSION_OPTIONS: dict[str, Any] = {
+    "graph_optimization_level": "ORT_ENABLE_ALL",
+    "execution_mode": "ORT_SEQUENTIAL",
+    "inter_op_num_threads": 1,
+    "enable_mem_pattern": True,
+    "enable_cpu_mem_arena": True,
+}
 _MISSING = object()
 _ORT_DTYPES = {
     "tensor(float)": "float32",
@@ -93,8 +107,11 @@ class _Entry:
         "latent",
         "mask",
         "out_names",
+        "run",
+        "seen",
         "session",
         "spec",
+        "valued",
     )
 
     def __init__(self, spec: EntrySpec) -> None:
@@ -102,7 +119,12 @@ class _Entry:
         self.checks = tuple(_Check(t) for t in spec.inputs)
         self.out_names = [t.name for t in spec.outputs]
         self.session: Any = None
+        self.run: Any = None  # the session's run(names, feed, options), once created
         self.cuda = False
+        # Input signatures (name, class, shape, dtype per input) already checked, with their
+        # batch size: a call with a known signature only runs the value checks (range, finite).
+        self.seen: dict[tuple[Any, ...], int] = {}
+        self.valued = tuple(c for c in self.checks if c.lo is not None)
         self.data = _pick_input(spec, ("image", "value", "latent"))
         self.latent = _pick_input(spec, ("latent", "value", "image"))
         self.iterations = next((t for t in spec.inputs if t.meaning == "iterations"), None)
@@ -144,6 +166,10 @@ class Bundle:
         self._providers: list[str] | None = None
         self._entries = {name: _Entry(spec) for name, spec in manifest.entries.items()}
         self._lock = threading.Lock()
+        self._tasks: dict[str, _Entry] = {}
+        self._filled: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}  # see _fill
+        self._bound = threading.local()  # per thread: {(entry, input shapes): _Bound or None}
+        self.check_finite = False  # reject NaN/Inf inputs (Bundle.load(finite=True); the CLI's default)
 
     @classmethod
     def load(
@@ -153,6 +179,7 @@ class Bundle:
         threads: int | None = None,
         *,
         preload: bool = False,
+        finite: bool = False,
     ) -> Bundle:
         """Read ``path/manifest.json``, verify every file's sha256 and prepare the entry points.
 
@@ -160,6 +187,8 @@ class Bundle:
         when onnxruntime offers it, else CPU). ``threads``: onnxruntime's intra-op threads
         (default: its own choice). Sessions are created on an entry's first use, or all now
         with ``preload=True``; with device "cuda" the first one is created now to fail early.
+        ``finite``: refuse inputs holding NaN or infinity (an :class:`InputError` naming the entry
+        and input) instead of running the graph on them.
         """
         if device not in DEVICES:
             raise InputError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
@@ -169,6 +198,7 @@ class Bundle:
         manifest = read_manifest(root)
         verify_files(root, manifest.files)
         bundle = cls(root, manifest, device, threads)
+        bundle.check_finite = bool(finite)
         if preload:
             for entry in bundle._entries.values():
                 bundle._session(entry)
@@ -204,6 +234,12 @@ class Bundle:
         return self._device
 
     @property
+    def session_options(self) -> dict[str, Any]:
+        """The onnxruntime session options this bundle's sessions get (:data:`SESSION_OPTIONS`
+        and ``intra_op_num_threads``: the ``threads`` given to load, None for onnxruntime's choice)."""
+        return {**SESSION_OPTIONS, "intra_op_num_threads": self._threads}
+
+    @property
     def providers(self) -> list[str]:
         """The execution providers onnxruntime actually uses (creates a first session if needed)."""
         if self._providers is None and self._entries:
@@ -223,6 +259,29 @@ class Bundle:
             raise BundleError(f"this bundle has no {name!r} entry point; it has: {', '.join(self._entries)}")
         return entry
 
+    def entry_for(self, task: str) -> str:
+        """The name of the entry that does ``task`` (its manifest ``task``: encode, decode,
+        sample, ...): the one named ``task`` when several do, else the only one. The methods
+        :meth:`encode`, :meth:`decode`, :meth:`sample` and the others run this entry."""
+        names = [n for n, e in self._entries.items() if e.spec.task == task]
+        if not names:
+            raise BundleError(f"this bundle has no {task!r} entry point; it has: {', '.join(self._entries)}")
+        if task in names:
+            return task
+        if len(names) > 1:
+            raise BundleError(f"entries {', '.join(names)} all do {task!r}; run one by name: bundle.run(NAME, ...)")
+        return names[0]
+
+    def _task(self, task: str) -> _Entry:
+        e = self._tasks.get(task)  # the manifest is fixed: look each task up once
+        if e is None:
+            e = self._tasks[task] = self._entries[self.entry_for(task)]
+        return e
+
+    def has_task(self, task: str) -> bool:
+        """Whether an entry does ``task`` (see :meth:`entry_for`)."""
+        return any(e.spec.task == task for e in self._entries.values())
+
     def _session(self, entry: _Entry) -> Any:
         with self._lock:
             if entry.session is not None:
@@ -239,10 +298,7 @@ class Bundle:
             if actual != expected:
                 raise BundleError(mismatch_message(self._root, spec.file, expected, actual))
             ort = self._ort
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            if self._threads is not None:
-                options.intra_op_num_threads = self._threads
+            options = _session_options(ort, self._threads)
             try:
                 session = ort.InferenceSession(model, sess_options=options, providers=self._requested)
             except Exception as err:  # onnxruntime raises its own types; all mean "cannot load"
@@ -259,6 +315,10 @@ class Bundle:
                 self._requested = [CPU]  # "auto" fell back: do not try CUDA for every entry
             _check_graph(entry, session, path)
             entry.cuda = got[0] == CUDA
+            # The session's own run() re-checks the feed's names and ownership on every call;
+            # _validate has checked them already, so call the binding underneath when there is one.
+            inner = getattr(session, "_sess", None)
+            entry.run = inner.run if inner is not None and hasattr(inner, "run") else session.run
             entry.session = session
             self._providers = got
             return session
@@ -268,9 +328,33 @@ class Bundle:
         try:
             if entry.cuda:
                 return _run_bound(session, names, feed)
-            return session.run(names, feed)
+            if names is entry.out_names:
+                return self._run_preallocated(entry, feed)
+            return entry.run(names, feed, None)
         except Exception as err:
             raise BundleError(f"entry {entry.spec.name!r}: onnxruntime failed: {err}") from None
+
+    def _run_preallocated(self, entry: _Entry, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run through an IO binding whose input and output buffers were allocated for these
+        input shapes (per thread: buffers are not shared between threads). The first call with
+        new shapes runs plainly and learns the output shapes; outputs are returned as copies, so
+        a caller's results are never overwritten by a later call."""
+        slots = self._bound.__dict__
+        key = (entry.spec.name, *[(k, v.shape) for k, v in feed.items()])
+        slot = slots.get(key, _MISSING)
+        if slot is _MISSING:
+            outs = entry.run(entry.out_names, feed, None)
+            if len(slots) >= 32:  # callers that vary shapes endlessly: start over, stay small
+                slots.clear()
+            slots[key] = _Bound.make(entry.session, feed, entry.out_names, outs)
+            return outs
+        if slot is None:
+            return entry.run(entry.out_names, feed, None)
+        try:
+            return slot(feed)
+        except Exception:  # e.g. an output whose shape depends on values: run plainly from now on
+            slots[key] = None
+            return entry.run(entry.out_names, feed, None)
 
     # -- generic call ------------------------------------------------------------------------
 
@@ -302,7 +386,27 @@ class Bundle:
         return dict(zip(e.out_names, self._run_session(e, e.out_names, feed)))
 
     def _validate(self, e: _Entry, inputs: Mapping[str, Any]) -> tuple[Mapping[str, np.ndarray], int | None]:
-        """Check ``inputs`` against the entry; return the feed (converted where allowed) and batch."""
+        """Check ``inputs`` against the entry; return the feed (converted where allowed) and batch.
+
+        Names, dtypes and shapes are checked once per signature: a call whose inputs have the
+        classes, shapes and dtypes of an earlier call that passed unconverted only gets the
+        checks that depend on values (range; finiteness with ``check_finite``).
+        """
+        try:
+            key = tuple([(k, v.__class__, v.shape, v.dtype) for k, v in inputs.items()])
+        except AttributeError:  # a list or scalar: the full path converts it
+            key = None
+        if key is not None:
+            batch = e.seen.get(key)
+            if batch is not None:
+                finite = self.check_finite
+                for c in e.checks if finite else e.valued:  # in the full path's order
+                    a = inputs[c.name]
+                    if finite and a.dtype.kind == "f" and a.size and not np.isfinite(a).all():
+                        raise _nonfinite_error(e.spec.name, c.name, a)
+                    if c.lo is not None and a.size and not (a.min() >= c.lo and a.max() <= c.hi):
+                        raise _range_error(e.spec.name, c.spec, a)
+                return inputs, batch if batch >= 0 else None
         feed = inputs
         batch, batch_from = -1, ""
         named: dict[str, tuple[int, str]] | None = None  # sizes of named dims, when there are any
@@ -338,12 +442,18 @@ class Bundle:
                     named["batch"] = (batch, batch_from)
                 _match_named(e.spec.name, c.spec, shape, named)
                 batch, batch_from = named.get("batch", (-1, ""))
+            if self.check_finite and a.dtype.kind == "f" and a.size and not np.isfinite(a).all():
+                raise _nonfinite_error(e.spec.name, c.name, a)
             if c.lo is not None and a.size:
                 lo, hi = a.min(), a.max()
                 if not (lo >= c.lo and hi <= c.hi):
                     raise _range_error(e.spec.name, c.spec, a)
         if len(inputs) != len(e.checks):  # all checked inputs were found: the rest are unknown
             raise _unknown_error(e, inputs)
+        if key is not None and feed is inputs and all(k[1] is np.ndarray for k in key):
+            if len(e.seen) >= 64:  # callers that vary shapes endlessly: start over, stay small
+                e.seen.clear()
+            e.seen[key] = batch
         return feed, batch if batch >= 0 else None
 
     def _optimize(
@@ -385,9 +495,12 @@ class Bundle:
         """
         e = entry if isinstance(entry, _Entry) else self._entry(entry)
         spec = e.spec
+        _check_seed(seed)
         arrays = given  # a dict the caller built for this call: converted in place
         for k, v in arrays.items():
             if v.__class__ is not np.ndarray:
+                if _is_text(v):
+                    v = _class_indices(e, k, v)
                 arrays[k] = _as_array(spec.name, k, v)
         short = []  # batched inputs given without their batch axis
         batch = n
@@ -423,10 +536,20 @@ class Bundle:
     def _fill(
         self, e: _Entry, arrays: dict[str, np.ndarray], batch: int | None, seed: int, iterations: int | None
     ) -> None:
-        """Add the inputs a high-level call may leave out: noise (drawn) and iterations (default)."""
+        """Add the inputs a high-level call may leave out: noise (drawn) and iterations (default).
+
+        What is filled depends only on the entry, the given names, seed, batch and iterations,
+        so small fillings are kept (read-only) and reused: drawing from a fresh generator costs
+        more than a batch-1 graph run."""
         spec = e.spec
+        key = (spec.name, int(seed), batch, iterations, *arrays)
+        known = self._filled.get(key)
+        if known is not None:
+            arrays.update(known)
+            return
         if _unknown_names(e, arrays):
             raise _unknown_error(e, arrays)
+        given = set(arrays)
         rng = None
         for t in spec.inputs:
             if t.name in arrays:
@@ -450,11 +573,18 @@ class Bundle:
                     f"entry {spec.name!r} also needs input {t.name!r} ({t.describe()}); pass it "
                     f"by name (e.g. {t.name}=...) or call bundle.run({spec.name!r}, ...)"
                 )
+        filled = {k: v for k, v in arrays.items() if k not in given}
+        if sum(v.nbytes for v in filled.values()) <= 1 << 20:
+            for v in filled.values():
+                v.flags.writeable = False
+            if len(self._filled) >= 64:
+                self._filled.clear()
+            self._filled[key] = filled
 
-    def _data_input(self, entry: str) -> _Entry:
-        e = self._entry(entry)
+    def _data_input(self, task: str) -> _Entry:
+        e = self._task(task)
         if e.data is None:
-            raise BundleError(f"entry {entry!r} has no data input; use bundle.run({entry!r}, ...)")
+            raise BundleError(f"entry {e.spec.name!r} has no data input; use bundle.run({e.spec.name!r}, ...)")
         return e
 
     def encode(self, x: Any, *, seed: int = 0, **inputs: Any) -> dict[str, np.ndarray]:
@@ -480,9 +610,9 @@ class Bundle:
         return self._code(x, seed, inputs)[0]
 
     def _decode(self, z: np.ndarray, seed: int, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        e = self._entry("decode")
+        e = self._task("decode")
         if e.latent is None:
-            raise BundleError("the decode entry has no latent input; use bundle.run('decode', ...)")
+            raise BundleError(f"the decode entry has no latent input; use bundle.run({e.spec.name!r}, ...)")
         return self._call(e, {e.latent.name: z, **inputs}, seed=seed)[0]
 
     def decode(self, z: Any, *, seed: int = 0, **inputs: Any) -> np.ndarray | dict[str, np.ndarray]:
@@ -493,14 +623,15 @@ class Bundle:
         """``n`` samples from the ``sample`` entry, its noise drawn with ``default_rng(seed)``.
 
         Inputs other than noise (e.g. a class label) are given by name; an unbatched value is
-        used for all ``n``.
+        used for all ``n``. A label whose manifest input lists ``classes`` also takes a class
+        name: ``bundle.sample(16, seed=0, y=7)``, ``bundle.sample(16, c="heart")``.
         """
         n = _check_int("n", n, 1)
-        return _one_or_all(self._call("sample", inputs, seed=seed, n=n)[0])
+        return _one_or_all(self._call(self._task("sample"), inputs, seed=seed, n=n)[0])
 
     def reconstruct(self, x: Any, *, seed: int = 0, **inputs: Any) -> np.ndarray | dict[str, np.ndarray]:
         """The ``reconstruct`` entry's output for ``x``, or ``decode(code(x))`` without one."""
-        if "reconstruct" in self._entries:
+        if self.has_task("reconstruct"):
             e = self._data_input("reconstruct")
             return _one_or_all(self._call(e, {e.data.name: x, **inputs}, seed=seed)[0])
         z, _ = self._code(x, seed, inputs)
@@ -534,18 +665,108 @@ class Bundle:
             out = {k: v[0] for k, v in out.items()}
         return _one_or_all(out)
 
-    def edit(
-        self, x: Any, direction: str | Any, alpha: float = 1.0, *, seed: int = 0
-    ) -> np.ndarray | dict[str, np.ndarray]:
-        """Decode ``code(x) + alpha * d``; ``direction`` is a name in the manifest or a vector."""
-        z, single = self._code(x, seed, {})
-        item_shape = z.shape if single else z.shape[1:]
+    def _edit_latent(self) -> str | None:
+        """The latent edits move: the one decode's latent input takes, else the only latent
+        with groups."""
+        if self.has_task("decode"):
+            latent = self._task("decode").latent
+            if latent is not None and latent.latent:
+                return latent.latent
+        grouped = list(self._manifest.groups)
+        return grouped[0] if len(grouped) == 1 else None
+
+    @property
+    def latent_groups(self) -> dict[str, LatentGroup]:
+        """The named groups of code units of the latent that edits move (the decode entry's),
+        by name: each with its ``units``, its ``factor`` and ``calibration`` (R², fit, range) when
+        the export calibrated it. Edit with ``edit(x, NAME=amount)``."""
+        return dict(self._manifest.groups.get(self._edit_latent() or "", {}))
+
+    @property
+    def factors(self) -> dict[str, LatentGroup]:
+        """The calibrated groups (:attr:`latent_groups` with a ``calibration``), by factor name:
+        ``edit(x, yaw=2.0)`` moves the code so that the fit's yaw rises by 2 (yaw's own units)."""
+        return {g.factor: g for g in self.latent_groups.values() if g.calibration is not None and g.factor}
+
+    def _group(self, name: str) -> LatentGroup:
+        groups = self.latent_groups
+        found = groups.get(name)
+        if found is None:
+            found = next((g for g in groups.values() if g.factor == name), None)
+        if found is None:
+            close = difflib.get_close_matches(name, list(groups), 1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            known = ", ".join(groups) or "none (the spec's latent declares no `groups`)"
+            raise InputError(f"no latent group {name!r} in this bundle{hint}; its groups: {known}")
+        return found
+
+    def factor_values(self, z: Any) -> dict[str, np.ndarray]:
+        """Each calibrated factor as its fit predicts it from codes ``z`` ((D,) or (B, D))."""
+        z = _as_array("factor_values", "z", z)
+        factors = self.factors
+        for g in factors.values():
+            if z.ndim not in (1, 2) or (g.dim is not None and z.shape[-1] != g.dim):
+                raise InputError(
+                    f"factor_values: codes are (D,) or (B, D) with D = {g.dim} (latent {g.latent!r}); "
+                    f"got shape {_shape_text(z.shape)}"
+                )
+        return {name: g.predict(z) for name, g in factors.items()}
+
+    def edit_code(
+        self,
+        z: Any,
+        direction: str | Any | None = None,
+        alpha: float = 1.0,
+        *,
+        units: str = "factor",
+        factors: Mapping[str, float] | None = None,
+        **amounts: float,
+    ) -> np.ndarray:
+        """The codes ``z`` ((D,) or (B, D)) moved by ``alpha`` along ``direction`` (a name in
+        the manifest or a vector) and by each ``GROUP=amount`` (or ``factors={GROUP: amount}``).
+
+        ``units="factor"``: an amount is in the group's factor's own units; the code moves along
+        ``w / ‖w‖²`` on the group's units, so the export's fit ``factor ≈ b + w·z[units]``
+        rises by exactly that amount (a :class:`CalibrationWarning` when the fit's R² < 0.5).
+        ``units="code"``: the code moves by that length along ``w / ‖w‖`` (or the group's unit
+        when it has no calibration). :attr:`latent_groups` lists the groups.
+        """
+        z = _as_array("edit", "z", z)
+        z = z.astype(np.float32) if z.dtype != np.float32 else z.copy()
+        if z.ndim not in (1, 2):
+            raise InputError(f"a code is (D,) or a batch (B, D); got shape {_shape_text(z.shape)}")
+        edits = {**(factors or {}), **amounts}
+        if direction is None and not edits:
+            groups = ", ".join(self.latent_groups) or "none"
+            raise InputError(f"edit: give a direction or amounts by group name (groups: {groups})")
+        dim = z.shape[-1]
+        if direction is not None:
+            z = z + np.float32(alpha) * self._direction(direction, dim)
+        if edits and units not in ("factor", "code"):
+            raise InputError(f"units must be 'factor' or 'code', got {units!r}")
+        for name, amount in edits.items():
+            group = self._group(name)
+            if isinstance(amount, bool) or not isinstance(amount, (int, float, np.integer, np.floating)):
+                raise InputError(f"edit: the amount for {name!r} must be a number, got {amount!r}")
+            if not np.isfinite(amount):
+                raise InputError(f"edit: the amount for {name!r} must be finite, got {amount!r}")
+            d = group.direction(units)
+            if d.size != dim:
+                raise InputError(f"group {name!r} is in a code of {d.size} units; this code has {dim}")
+            if units == "factor":
+                warn_if_poor(group)
+            z = z + np.float32(amount) * d
+        return z
+
+    def _direction(self, direction: str | Any, dim: int) -> np.ndarray:
         if isinstance(direction, str):
             found = self._manifest.directions.get(direction)
             if found is None:
                 known = ", ".join(self._manifest.directions) or "none"
-                raise InputError(f"no direction {direction!r} in this bundle; it has: {known}")
-            latent = self._entry("decode").latent
+                close = difflib.get_close_matches(direction, list(self._manifest.directions), 1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise InputError(f"no direction {direction!r} in this bundle{hint}; it has: {known}")
+            latent = self._task("decode").latent if self.has_task("decode") else None
             if found.latent and latent is not None and latent.latent and found.latent != latent.latent:
                 raise InputError(
                     f"direction {direction!r} lives in latent {found.latent!r}, but decode takes "
@@ -554,12 +775,28 @@ class Bundle:
             d = found.vector
         else:
             d = _as_array("edit", "direction", direction).astype(np.float32)
-        if d.size != int(np.prod(item_shape)):
-            raise InputError(
-                f"the direction has {d.size} numbers but a code has {int(np.prod(item_shape))} "
-                f"(shape {_shape_text(item_shape)})"
-            )
-        return _one_or_all(self._decode(z + np.float32(alpha) * d.reshape(item_shape), seed, {}))
+        if d.size != dim:
+            raise InputError(f"the direction has {d.size} numbers but a code has {dim}")
+        return d.reshape(dim)
+
+    def edit(
+        self,
+        x: Any,
+        direction: str | Any | None = None,
+        alpha: float = 1.0,
+        *,
+        seed: int = 0,
+        units: str = "factor",
+        factors: Mapping[str, float] | None = None,
+        **amounts: float,
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        """Decode ``code(x)`` moved by :meth:`edit_code`: ``alpha`` along ``direction`` (a name in
+        the manifest or a vector) and/or by group, e.g. ``edit(x, yaw=2.0)`` (yaw's units) or
+        ``edit(x, yaw=0.5, units="code")``."""
+        z, single = self._code(x, seed, {})
+        flat = z.reshape(-1) if single else z.reshape(len(z), -1)
+        moved = self.edit_code(flat, direction, alpha, units=units, factors=factors, **amounts)
+        return _one_or_all(self._decode(moved.reshape(z.shape), seed, {}))
 
     def refine(
         self, x: Any, iterations: int | None = None, *, seed: int = 0, **inputs: Any
@@ -587,7 +824,7 @@ class Bundle:
         """Fill the unknown pixels of ``x`` (``mask`` 1 = known, 0 = unknown); outputs plus ``loss``."""
         e = self._data_input("inpaint")
         if e.mask is None:
-            raise BundleError("the inpaint entry has no mask input; use bundle.run('inpaint', ...)")
+            raise BundleError(f"the inpaint entry has no mask input; use bundle.run({e.spec.name!r}, ...)")
         given = {e.data.name: x, e.mask.name: mask, **inputs}
         return self._call(e, given, seed=seed, steps=steps)[0]
 
@@ -598,7 +835,7 @@ class Bundle:
 
     def generate(self, *, seed: int = 0, n: int | None = None, **inputs: Any) -> np.ndarray | dict[str, np.ndarray]:
         """The ``generate`` entry on named inputs; noise not given is drawn from ``seed``."""
-        return _one_or_all(self._call("generate", inputs, seed=seed, n=n)[0])
+        return _one_or_all(self._call(self._task("generate"), inputs, seed=seed, n=n)[0])
 
     # -- description -------------------------------------------------------------------------
 
@@ -618,11 +855,15 @@ class Bundle:
         if isinstance(latents, dict) and latents:
             lines.append("latents:")
             for name, about in latents.items():
+                if isinstance(about, dict) and "groups" in about:  # listed below, one per line
+                    about = {k: v for k, v in about.items() if k != "groups"}
                 lines.append(f"  {name}: {_flat(about)}")
         lines.append("entries:")
         for e in self._entries.values():
             s = e.spec
             about = f"{s.kind}, {s.file}" + (f", opset {s.opset}" if s.opset is not None else "")
+            if s.task is not None and s.task != s.name:
+                about = f"{s.task}; {about}"
             if s.optimize is not None:
                 o = s.optimize
                 starts = f"{o.starts} start{'s' if o.starts > 1 else ''}"
@@ -636,17 +877,52 @@ class Bundle:
                 for t in tensors:
                     mark = "  <- code" if t.name == s.code else ""
                     lines.append(f"    {role} {t.name:<{width}}  {t.describe()}{mark}")
+        for latent, groups in m.groups.items():
+            lines.append(f"groups of latent {latent}:")
+            for g in groups.values():
+                lines.append(f"  {g.describe()}")
         if m.directions:
             lines.append("directions:")
             for name, d in m.directions.items():
-                lines.append(f"  {name}  (latent {d.latent}, {d.vector.size} numbers)")
+                made = f", {d.source}" if d.source else ""
+                step = f", one step = +1 {d.units} unit" if d.units else ""
+                lines.append(f"  {name}  (latent {d.latent}, {d.vector.size} numbers{made}{step})")
         metrics = raw.get("metrics") or {}
         if isinstance(metrics, dict) and metrics:
             lines.append("metrics:")
             for split, values in metrics.items():
                 lines.append(f"  {split}: {_flat(values)}")
+        claims = raw.get("claims") or []
+        if isinstance(claims, list) and claims:
+            lines.append("claims:")
+            lines += [f"  {_claim_line(c)}" for c in claims if isinstance(c, dict)]
         lines.append(f"providers: {', '.join(self.providers)} (device {self._device})")
         return "\n".join(lines)
+
+
+def _claim_line(c: dict[str, Any]) -> str:
+    """``holds  name: claim  (value vs target)``, a manifest claim as `latentspec check` prints it."""
+    holds = c.get("holds")
+    status = "holds" if holds is True else "FAILS" if holds is False else "unchecked"
+    head = f"{status:9}  {c.get('name', '?')}: {c.get('claim', '?')}"
+    value, target = c.get("value"), c.get("target")
+    if isinstance(value, (int, float)) and isinstance(target, (int, float)) and holds is not None:
+        return f"{head}  ({value:.6g} vs {target:.6g})"
+    return f"{head}  ({c.get('missing') or 'not checked'})"
+
+
+def _session_options(ort: Any, threads: int | None) -> Any:
+    """onnxruntime SessionOptions from :data:`SESSION_OPTIONS` and the intra-op thread count."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, SESSION_OPTIONS["graph_optimization_level"])
+    options.execution_mode = getattr(ort.ExecutionMode, SESSION_OPTIONS["execution_mode"])
+    options.inter_op_num_threads = SESSION_OPTIONS["inter_op_num_threads"]
+    options.enable_mem_pattern = SESSION_OPTIONS["enable_mem_pattern"]
+    options.enable_cpu_mem_arena = SESSION_OPTIONS["enable_cpu_mem_arena"]
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return options
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
@@ -719,6 +995,47 @@ def _check_graph(entry: _Entry, session: Any, path: Path) -> None:
         )
 
 
+class _Bound:
+    """An onnxruntime IO binding over preallocated input and output buffers of fixed shapes: a
+    call copies the inputs in, runs, and copies the outputs out (cheaper at small batches than
+    the session's run(), which allocates and wraps every output; BENCHMARKS.md)."""
+
+    __slots__ = ("binding", "inputs", "native", "outputs", "run")
+
+    def __init__(self, session: Any, feed: Mapping[str, np.ndarray], names: Sequence[str], outs: Sequence[Any]) -> None:
+        self.binding = session.io_binding()
+        self.inputs = [(k, np.empty(v.shape, v.dtype)) for k, v in feed.items()]
+        self.outputs = [np.empty(o.shape, o.dtype) for o in outs]
+        for k, buf in self.inputs:
+            self.binding.bind_cpu_input(k, buf)
+        for name, buf in zip(names, self.outputs):
+            self.binding.bind_output(name, "cpu", 0, buf.dtype, buf.shape, buf.ctypes.data)
+        self.native = self.binding._iobinding
+        self.run = session._sess.run_with_iobinding
+
+    @classmethod
+    def make(
+        cls, session: Any, feed: Mapping[str, np.ndarray], names: Sequence[str], outs: Sequence[Any]
+    ) -> _Bound | None:
+        """A binding for these inputs and outputs, or None where one does not apply (outputs
+        that are not plain arrays, an onnxruntime without the native binding)."""
+        if not all(isinstance(o, np.ndarray) and o.dtype.kind in "biuf" for o in outs):
+            return None
+        if not hasattr(getattr(session, "_sess", None), "run_with_iobinding"):
+            return None
+        try:
+            bound = cls(session, feed, names, outs)
+        except Exception:
+            return None
+        return bound if hasattr(bound.native, "bind_input") else None
+
+    def __call__(self, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        for k, buf in self.inputs:
+            np.copyto(buf, feed[k], casting="no")
+        self.run(self.native, None)
+        return [o.copy() for o in self.outputs]
+
+
 def _run_bound(session: Any, names: Sequence[str], feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     """Run with IO binding (CUDA): inputs bound from host memory, outputs copied back to it."""
     binding = session.io_binding()
@@ -728,6 +1045,33 @@ def _run_bound(session: Any, names: Sequence[str], feed: Mapping[str, np.ndarray
         binding.bind_output(name, "cpu")
     session.run_with_iobinding(binding)
     return binding.copy_outputs_to_cpu()
+
+
+def _is_text(value: Any) -> bool:
+    """A class name, or a list of them."""
+    if isinstance(value, str):
+        return True
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def _class_indices(e: _Entry, name: str, value: str | Sequence[str]) -> Any:
+    """Class names of a label input as their indices (the manifest's ``classes``)."""
+    spec = next((c.spec for c in e.checks if c.name == name), None)
+    names = spec.classes if spec is not None else None
+    if not names:
+        what = "takes class indices" if spec is not None and spec.meaning == "label" else "is not a named class label"
+        raise InputError(f"entry {e.spec.name!r}: input {name!r} {what}, not names like {value!r}"[:300])
+    index = {c: i for i, c in enumerate(names)}
+    out = []
+    for v in [value] if isinstance(value, str) else value:
+        if v not in index:
+            close = difflib.get_close_matches(v, list(names), 1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InputError(
+                f"entry {e.spec.name!r}: input {name!r}: unknown class {v!r}{hint}; classes: {', '.join(names)}"
+            )
+        out.append(index[v])
+    return out[0] if isinstance(value, str) else out
 
 
 def _as_array(entry: str, name: str, value: Any) -> np.ndarray:
@@ -744,7 +1088,12 @@ def _coerce(entry: str, c: _Check, value: Any) -> np.ndarray:
     if a.dtype == want:
         return a
     if want.kind == "f" and kind in "biuf":
-        return a.astype(want)
+        with np.errstate(over="ignore"):
+            b = a.astype(want)
+        if kind == "f" and a.size and np.isinf(b).any() and not np.isinf(a[np.isinf(b)]).all():
+            # a float64 beyond float32's range would silently become infinity
+            raise InputError(f"entry {entry!r}: input {c.name!r} has values outside the range of {want.name}")
+        return b
     if want.kind in "iu" and kind in "biu":
         info = np.iinfo(want)
         if a.size and kind != "b" and (a.min() < info.min or a.max() > info.max):
@@ -789,6 +1138,24 @@ def _match_named(entry: str, spec: TensorSpec, shape: tuple[int, ...], dims: dic
             seen = dims.setdefault(want, (size, spec.name))
             if seen[0] != size:
                 raise _dim_error(entry, spec, want, size, seen)
+
+
+def _check_seed(seed: Any) -> None:
+    try:
+        value = operator.index(seed)
+    except TypeError:
+        raise InputError(f"seed must be an integer, got {seed!r}") from None
+    if not 0 <= value < 2**64:
+        raise InputError(f"seed must be an integer from 0 to 2**64-1, got {value}")
+
+
+def _nonfinite_error(entry: str, name: str, a: np.ndarray) -> InputError:
+    flat = int(np.argmax(~np.isfinite(a.reshape(-1))))
+    index = tuple(int(i) for i in np.unravel_index(flat, a.shape))
+    return InputError(
+        f"entry {entry!r}: input {name!r} holds {a.reshape(-1)[flat]} at index {list(index)}; "
+        "inputs must be finite numbers"
+    )
 
 
 def _range_error(entry: str, spec: TensorSpec, a: np.ndarray) -> InputError:

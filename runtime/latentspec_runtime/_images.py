@@ -6,12 +6,14 @@ Pillow is optional (the ``images`` extra) and imported only when an image is rea
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._atomic import atomic_path
 from ._manifest import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -35,7 +37,17 @@ def read_image(path: Path, channels: int | None = None) -> np.ndarray:
         raise InputError(f"{path}: the entry takes {channels} channels, and images have 1, 3 or 4; give a .npy file")
     image_module = _pillow()
     try:
-        with image_module.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", image_module.DecompressionBombWarning)
+            img = image_module.open(path)
+    except (image_module.DecompressionBombError, image_module.DecompressionBombWarning):
+        raise InputError(
+            f"{path}: more pixels than Pillow's decompression-bomb limit ({image_module.MAX_IMAGE_PIXELS}); refused"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as err:
+        raise InputError(f"{path}: cannot read it as an image ({err})") from None
+    try:
+        with img:
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grayscale
                 gray = np.asarray(img, dtype=np.float32) / 65535.0  # (H, W)
@@ -48,7 +60,7 @@ def read_image(path: Path, channels: int | None = None) -> np.ndarray:
             else:
                 mode = _MODES[channels]
             array = np.asarray(img.convert(mode), dtype=np.float32) / 255.0
-    except OSError as err:
+    except (OSError, ValueError, SyntaxError) as err:  # truncated or corrupt pixel data
         raise InputError(f"{path}: cannot read it as an image ({err})") from None
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (C, H, W)
 
@@ -56,9 +68,28 @@ def read_image(path: Path, channels: int | None = None) -> np.ndarray:
 def read_array(path: Path) -> np.ndarray:
     """A ``.npy`` file's array (no pickles)."""
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: cannot read it as a .npy array ({err})") from None
+        with open(path, "rb") as f:  # our handle: numpy leaks its own when a zip is corrupt
+            array = np.load(f, allow_pickle=False)
+            if not isinstance(array, np.ndarray):  # an .npz archive under a .npy name
+                array.close()
+                raise InputError(f"{path}: an .npz archive, not a .npy array")
+    except InputError:
+        raise
+    except Exception as err:  # numpy's format errors, EOFError, zipfile errors: a bad file
+        raise InputError(f"{path}: cannot read it as a .npy array ({_npy_problem(err)})") from None
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{path}: dtype {array.dtype} is not numeric; only numeric arrays are read")
+    return array
+
+
+def _npy_problem(err: BaseException) -> str:
+    """Why NumPy could not read a file, without numpy's advice to enable pickle."""
+    text = str(err)
+    if isinstance(err, EOFError) or not text:
+        return "the file is empty or cut short"
+    if "pickle" in text or "Object arrays" in text:
+        return "it holds Python objects or is not a NumPy file; pickles are never loaded"
+    return text.splitlines()[0][:200]
 
 
 def read_file(
@@ -183,4 +214,5 @@ def write_image(
         )
     tiled = to_uint8(grid(images, rows), value_range)  # (C, H, W)
     pixels = tiled[0] if tiled.shape[0] == 1 else tiled.transpose(1, 2, 0)
-    _pillow().fromarray(pixels).save(path)
+    with atomic_path(path) as tmp:
+        _pillow().fromarray(pixels).save(tmp)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
+
+from ._groups import LatentGroup, parse_groups
 
 FORMAT = "latentspec.bundle"
 FORMAT_VERSION = 1
@@ -21,6 +23,21 @@ MEANINGS = ("image", "mask", "latent", "noise", "label", "iterations", "value")
 DISTRIBUTIONS = ("normal", "uniform")
 PROJECTIONS = ("unit_l2", "l2_ball")
 INIT_KINDS = ("mean", "zeros", "normal")
+#: What an entry does (the spec entry's `kind`; docs/bundle-format.md). The runtime's methods
+#: of the same names (encode, decode, sample, ...) run the entry with that task.
+TASKS = (
+    "encode",
+    "decode",
+    "sample",
+    "generate",
+    "reconstruct",
+    "swap",
+    "refine",
+    "predict",
+    "invert",
+    "inpaint",
+    "optimize",
+)
 OPTIMIZERS = ("adam",)
 RANGE_TOL = 1e-6
 
@@ -45,6 +62,7 @@ class TensorSpec:
     range: tuple[float, float] | None = None
     distribution: str | None = None
     default: int | float | None = None
+    classes: tuple[str, ...] | None = None  # a label's class names, index order (dataset-given)
 
     @property
     def batched(self) -> bool:
@@ -65,6 +83,8 @@ class TensorSpec:
             text += f" ~ {self.distribution}"
         if self.range is not None:
             text += f" in [{self.range[0]:g}, {self.range[1]:g}]"
+        if self.classes:
+            text += f" ({', '.join(self.classes)})"
         if self.default is not None:
             text += f" (default {self.default})"
         return text
@@ -112,6 +132,9 @@ class EntrySpec:
     outputs: tuple[TensorSpec, ...]
     code: str | None
     optimize: OptimizeSpec | None
+    #: What the entry does (encode, decode, sample, ...: TASKS); the convenience methods find
+    #: their entry by it. A manifest without one reads the entry's name, when that is a task.
+    task: str | None = None
 
     def input(self, name: str) -> TensorSpec | None:
         """The input called ``name``, or None."""
@@ -128,6 +151,10 @@ class Direction:
 
     latent: str | None
     vector: np.ndarray
+    #: How the exporter made it (``y:1:7``, ``group:yaw``, ``unit:3``); None in older manifests.
+    source: str | None = None
+    #: "factor" (one step = +1 of a calibrated factor) or "code"; None when not a group's or unit's.
+    units: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +168,8 @@ class Manifest:
     entries: dict[str, EntrySpec]
     directions: dict[str, Direction]
     files: dict[str, str]
+    #: {latent: {group: LatentGroup}}: named code units and their factor calibration ($.latents.*.groups).
+    groups: dict[str, dict[str, LatentGroup]] = field(default_factory=dict)
 
 
 class _Problems:
@@ -179,16 +208,54 @@ class _Problems:
 _NUMBER = (int, float)
 
 
+MAX_MANIFEST_BYTES = 64 << 20  # a manifest holds the spec text and direction vectors, not weights
+MAX_DEPTH = 64
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (the manifest must be strict JSON)")
+
+
+def loads_strict(text: str) -> Any:
+    """Strict JSON: ``NaN``/``Infinity`` refused (Python's json accepts them), nesting bounded."""
+    value = json.loads(text, parse_constant=_reject_constant)
+    stack = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise RecursionError
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+    return value
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """Does ``path``, symlinks resolved, stay inside the bundle folder?"""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
 def read_manifest(root: Path) -> Manifest:
     """Read and check ``root/manifest.json``; raise :class:`BundleError` listing every problem."""
     path = root / "manifest.json"
     if not root.is_dir():
         raise BundleError(f"{root}: not a bundle folder (it does not exist or is not a directory)")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        if path.is_symlink() and not _inside(root, path):
+            raise BundleError(f"{path}: a symlink that leaves the bundle folder; refused")
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{path}: {size} bytes, more than a manifest's limit of {MAX_MANIFEST_BYTES}")
+        raw = loads_strict(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BundleError(f"{root}: no manifest.json; a bundle is the folder written by `latentspec export`") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except RecursionError:
+        raise BundleError(f"{path}: the manifest is nested too deeply to be a bundle manifest; refused") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:  # JSONDecodeError, NaN/Infinity
         raise BundleError(f"{path}: cannot read the manifest ({err}); re-export the bundle") from None
     if not isinstance(raw, dict):
         raise BundleError(f"{path}: the manifest must be a JSON object")
@@ -225,6 +292,7 @@ def read_manifest(root: Path) -> Manifest:
         if entry is not None:
             entries[ename] = entry
     directions = _parse_directions(p, raw)
+    groups = parse_groups(p, raw)
     if p.lines:
         listing = "\n  ".join(p.lines)
         raise BundleError(
@@ -232,7 +300,7 @@ def read_manifest(root: Path) -> Manifest:
             f"{'s' if len(p.lines) > 1 else ''}):\n  {listing}\n"
             "re-export the bundle with `latentspec export`"
         )
-    return Manifest(raw, name, version, lsv, entries, directions, files)
+    return Manifest(raw, name, version, lsv, entries, directions, files, groups)
 
 
 def _parse_files(p: _Problems, raw: dict[str, Any]) -> dict[str, str]:
@@ -294,9 +362,13 @@ def _parse_entry(p: _Problems, name: str, raw: Any, files: dict[str, str]) -> En
             optimize = _parse_optimize(p, raw_opt, f"{path}.optimize", inputs, outputs)
     elif raw_opt is not None:
         p.add(f"{path}.optimize", "only entries of kind 'optimize' have an optimize block")
+    # a task this runtime does not know is kept: the entry still runs through Bundle.run()
+    task = p.get(raw, "task", path, str, required=False)
+    if task is None and name in TASKS:  # written before entries recorded their task
+        task = name
     if len(p.lines) > before:
         return None
-    return EntrySpec(name, kind, file, sha, opset, inputs, outputs, code, optimize)
+    return EntrySpec(name, kind, file, sha, opset, inputs, outputs, code, optimize, task)
 
 
 def _parse_tensors(p: _Problems, raw: dict[str, Any], key: str, path: str) -> tuple[TensorSpec, ...]:
@@ -346,9 +418,18 @@ def _parse_tensor(p: _Problems, raw: Any, path: str) -> TensorSpec | None:
     if meaning == "label" and dtype is not None and dtype.kind not in "iu":
         p.add(f"{path}.dtype", "a label is an integer class index (int64)")
     default = p.get(raw, "default", path, _NUMBER, required=False)
+    classes = p.get(raw, "classes", path, list, required=False)
+    if classes is not None:
+        n = int(rng[1] - rng[0] + 1) if meaning == "label" and rng is not None else None
+        if not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(classes):
+            p.add(f"{path}.classes", "expected distinct class names (strings)")
+        elif n is None or len(classes) != n:
+            p.add(f"{path}.classes", "class names belong to a label input, one per class of its range")
     if len(p.lines) > before:
         return None
-    return TensorSpec(name, dtype, tuple(shape), meaning, latent, rng, dist, default)
+    return TensorSpec(
+        name, dtype, tuple(shape), meaning, latent, rng, dist, default, tuple(classes) if classes else None
+    )
 
 
 def _parse_range(p: _Problems, raw: dict[str, Any], path: str) -> tuple[float, float] | None:
@@ -456,7 +537,9 @@ def _parse_directions(p: _Problems, raw: dict[str, Any]) -> dict[str, Direction]
             p.add(f"{path}.vector", "expected a non-empty list of numbers")
             continue
         latent = p.get(item, "latent", path, str, required=False)
-        directions[name] = Direction(latent, np.asarray(vector, dtype=np.float32))
+        source = p.get(item, "source", path, str, required=False)
+        units = p.get(item, "units", path, str, required=False)
+        directions[name] = Direction(latent, np.asarray(vector, dtype=np.float32), source, units)
     return directions
 
 
@@ -482,6 +565,9 @@ def verify_files(root: Path, files: dict[str, str]) -> None:
     problems: list[str] = []
     for rel, expected in files.items():
         path = root / rel
+        if not _inside(root, path):
+            problems.append(f"{path}: a symlink (or path) that leaves the bundle folder; refused")
+            continue
         if not path.is_file():
             problems.append(
                 f"{path}: missing (the manifest lists it); the bundle is incomplete; re-export it "

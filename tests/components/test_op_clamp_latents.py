@@ -16,8 +16,19 @@ INPUTS = {"z": (5,), "vary": VARY}
 BATCH = torch.tensor([[1.0, 2, 3, 4, 5], [3.0, 6, 9, 12, 15]])  # batch mean [2, 4, 6, 8, 10]
 
 
-def test_forward_clamps_the_other_factors(make):
+def test_default_clamps_every_unit_but_the_varying_group(make):
+    # Kulkarni et al.: only the varying factor's units pass; intrinsic (3) and ungrouped (4) too are clamped
     comp, ctx = make(CLAMP, {}, INPUTS, ("z_c",), [Z])
+    clamp = comp.build(ctx)
+    rotation_varies = clamp(BATCH, torch.tensor([0, 0]))
+    expected = torch.tensor([[1.0, 4, 6, 8, 10], [3.0, 4, 6, 8, 10]])
+    torch.testing.assert_close(rotation_varies, expected)
+    posx_varies = clamp(BATCH, torch.tensor([2, 2]))
+    torch.testing.assert_close(posx_varies, torch.tensor([[2.0, 4, 3, 8, 10], [2.0, 4, 9, 8, 10]]))
+
+
+def test_intrinsic_pass_clamps_only_the_other_factors(make):
+    comp, ctx = make(CLAMP, {"intrinsic": "pass"}, INPUTS, ("z_c",), [Z])
     assert comp.infer(ctx) == [TensorInfo((5,))]
     assert comp.training_only(ctx) is True and comp.noise(ctx) == []
     clamp = comp.build(ctx)
@@ -29,13 +40,15 @@ def test_forward_clamps_the_other_factors(make):
 
 
 def test_to_first_uses_the_first_example(make):
-    comp, ctx = make(CLAMP, {"to": "first"}, INPUTS, latents=[Z])
+    comp, ctx = make(CLAMP, {"to": "first", "intrinsic": "pass"}, INPUTS, latents=[Z])
     out = comp.build(ctx)(BATCH, torch.tensor([0, 0]))
     torch.testing.assert_close(out[1], torch.tensor([3.0, 2, 3, 12, 15]))
 
 
 def test_backward_toward_mean(make):
-    comp, ctx = make(CLAMP, {"grad": {"rule": "toward_mean", "strength": 2.0}}, INPUTS, latents=[Z])
+    comp, ctx = make(
+        CLAMP, {"grad": {"rule": "toward_mean", "strength": 2.0}, "intrinsic": "pass"}, INPUTS, latents=[Z]
+    )
     z = BATCH.clone().requires_grad_(True)
     weight = torch.arange(10.0).reshape(2, 5)
     (comp.build(ctx)(z, torch.tensor([0, 0])) * weight).sum().backward()
@@ -50,7 +63,7 @@ def test_backward_toward_mean(make):
 
 
 def test_backward_zero(make):
-    comp, ctx = make(CLAMP, {"grad": {"rule": "zero"}}, INPUTS, latents=[Z])
+    comp, ctx = make(CLAMP, {"grad": {"rule": "zero"}, "intrinsic": "pass"}, INPUTS, latents=[Z])
     z = BATCH.clone().requires_grad_(True)
     comp.build(ctx)(z, torch.tensor([1, 1])).sum().backward()
     torch.testing.assert_close(z.grad, torch.tensor([[0.0, 1, 0, 1, 1]]).expand(2, 5))

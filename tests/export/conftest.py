@@ -55,10 +55,11 @@ def glo(tmp_path_factory):
     import torch
 
     from latentspec.compiler import compile_spec
+    from latentspec.data.pipeline import table_sizes
     from latentspec.spec import load_spec
 
     spec = load_spec(_spec_file(tmp_path_factory.mktemp("glo_spec"), "glo_tiny", GLO_SPEC))
-    model = compile_spec(spec)
+    model = compile_spec(spec, table_sizes=table_sizes(spec))
     table = model.module_of("z")
     table.init_from(torch.randn(table.weight.shape, generator=torch.Generator().manual_seed(0)))
     return spec, model

@@ -204,3 +204,15 @@ def test_exporting_again_replaces_the_bundle(vae, tmp_path):
     assert list(manifest["entries"]) == ["sample"]
     assert sorted(os.listdir(out)) == ["manifest.json", "sample.onnx"]
     assert sorted(os.listdir(tmp_path)) == ["b"]
+
+
+def test_verify_summary_says_what_was_checked(vae_bundle):
+    from latentspec.cli import verified_summary
+
+    _, manifest = vae_bundle
+    text = verified_summary(manifest["verified"])
+    lines = text.splitlines()
+    assert lines[0].startswith("verified (ONNX Runtime against eager PyTorch")
+    assert len(lines) == 1 + len(manifest["verified"])
+    decode = next(line for line in lines if line.strip().startswith("decode:"))
+    assert "batches 1, 64 on CPUExecutionProvider, max abs diff" in decode and "; runtime " in decode

@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,8 +26,9 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from latentspec.components._registry import Param
+from latentspec.components._registry import MAX_SEED, Param
 from latentspec.data._base import ArrayInfo, DatasetSpec
+from latentspec_runtime._atomic import atomic_open
 
 #: Bump when any renderer changes its output, so stale cache files are not reused.
 CODE_VERSION = 2
@@ -461,18 +461,9 @@ def _read(path: Path, expect: Mapping[str, ArrayInfo] | None) -> dict[str, np.nd
 
 
 def save_atomic(path: Path, data: Mapping[str, np.ndarray]) -> None:
-    """Write an .npz so that readers see the old file or the complete new one, never a part:
-    a temporary file in the same folder, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write an .npz so that readers see the old file or the complete new one, never a part."""
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **data)
 
 
 def cached(
@@ -494,7 +485,9 @@ def cached(
 # ---------------------------------------------------------------------------- base class
 COMMON_PARAMS = (
     Param("size", "int", 10000, "number of items", minimum=1),
-    Param("seed", "int", 0, "seed of the factor draws; same seed and params => same bytes", minimum=0),
+    Param(
+        "seed", "int", 0, "seed of the factor draws; same seed and params => same bytes", minimum=0, maximum=MAX_SEED
+    ),
     Param("factors", "mapping", {}, "per-factor range [lo, hi] or a fixed value; class names for categorical ones"),
     Param("cache", "bool", True, "cache the generated arrays under $LATENTSPEC_CACHE (or ~/.cache/latentspec)"),
 )

@@ -6,17 +6,21 @@ import dataclasses
 import functools
 import json
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from latentspec._finite import check_arrays
 from latentspec.components import DATASETS, SAMPLERS
 from latentspec.components.samplers import SamplerContext
 from latentspec.errors import DataError
-from latentspec.spec._model import FieldSpec, Spec
+
+if TYPE_CHECKING:  # the pipeline reads a validated spec; it never needs the spec package at run time
+    from latentspec.spec._model import FieldSpec, Spec
 
 
 def _dataset_cfg(spec: Spec) -> dict:
-    return {k: v for k, v in spec.data.dataset_cfg.items() if not k.startswith("_")} | {"_base_dir": spec.base_dir}
+    return {**spec.data.dataset.config.as_dict(), "_base_dir": spec.base_dir}
 
 
 @functools.lru_cache(maxsize=4)
@@ -27,19 +31,27 @@ def _load_cached(name: str, cfg_json: str, vary: tuple | None, group: int | None
         if vary is not None:
             if not hasattr(ds, "load_grouped"):
                 raise DataError(f"dataset {name} cannot render batches with fixed factors (sampler fixed_factors)")
-            return ds.load_grouped({k: v for k, v in cfg.items()}, list(vary), group)
-        return ds.load(cfg)
+            arrays = ds.load_grouped({k: v for k, v in cfg.items()}, list(vary), group)
+        else:
+            arrays = ds.load(cfg)
     except (ValueError, OSError) as exc:
         raise DataError(f"dataset {name}: {exc}") from None
+    check_arrays(f"dataset {name}" + (f" ({cfg['path']})" if isinstance(cfg.get("path"), str) else ""), arrays)
+    return arrays
+
+
+def array_infos(spec: Spec) -> dict:
+    """What each array of the spec's dataset holds ({name: ArrayInfo}), without loading it."""
+    return spec.data.dataset.instance.arrays(_dataset_cfg(spec))
 
 
 def load_arrays(spec: Spec) -> dict[str, np.ndarray]:
     """The dataset's arrays (rendered in fixed-factor blocks for the fixed_factors sampler)."""
     d = spec.data
-    grouped = SAMPLERS[d.sampler].grouped
-    vary = tuple(d.sampler_cfg.get("vary") or ()) if grouped else None
-    group = (d.sampler_cfg.get("batch") or d.batch) if grouped else None
-    return _load_cached(d.dataset, json.dumps(_dataset_cfg(spec), sort_keys=True), vary, group)
+    grouped = d.sampler.component.grouped
+    vary = tuple(d.sampler.config.get("vary") or ()) if grouped else None
+    group = (d.sampler.config.get("batch") or d.batch) if grouped else None
+    return _load_cached(d.dataset.name, json.dumps(_dataset_cfg(spec), sort_keys=True), vary, group)
 
 
 def _split_counts(spec: Spec, n: int) -> dict[str, int]:
@@ -61,8 +73,8 @@ def split_rows(spec: Spec) -> dict[str, np.ndarray]:
     counts = _split_counts(spec, n)
     rng = np.random.default_rng([spec.seed, 0x5EED])
     d = spec.data
-    if SAMPLERS[d.sampler].grouped:
-        block = d.sampler_cfg.get("batch") or d.batch
+    if d.sampler.component.grouped:
+        block = d.sampler.config.get("batch") or d.batch
         blocks = rng.permutation(n // block)
         order = (blocks[:, None] * block + np.arange(block)).reshape(-1)
         counts = {k: (v // block) * block for k, v in counts.items()}
@@ -73,7 +85,7 @@ def split_rows(spec: Spec) -> dict[str, np.ndarray]:
         if k in counts:
             out[k] = (
                 np.sort(order[start : start + counts[k]])
-                if not SAMPLERS[d.sampler].grouped
+                if not d.sampler.component.grouped
                 else order[start : start + counts[k]]
             )
             start += counts[k]
@@ -97,7 +109,7 @@ def group_rows(spec: Spec, split: str) -> dict[str, tuple[list[str], np.ndarray]
         for k, v in f0.where.items():
             col = arrays[k][keep]
             if col.dtype.kind in "iu" and isinstance(v, str):
-                known = DATASETS[spec.data.dataset]().arrays(_dataset_cfg(spec))[k].names or ()
+                known = spec.data.dataset.instance.arrays(_dataset_cfg(spec))[k].names or ()
                 if v not in known:
                     raise DataError(
                         f"field '{f0.name}': where {k}={v!r}: {k} has no value {v!r} (it has {', '.join(known)})"
@@ -113,6 +125,16 @@ def group_rows(spec: Spec, split: str) -> dict[str, tuple[list[str], np.ndarray]
 def split_sizes(spec: Spec) -> dict[str, int]:
     """Rows in the training split of the smallest field group (the size of a latent table)."""
     return {"train": min(len(keep) for _, keep in group_rows(spec, "train").values())}
+
+
+def table_sizes(spec: Spec) -> dict[str, int]:
+    """Rows of each latent table (one code per training example), for ``compile_spec``; reads
+    the data only when the spec has a table."""
+    tables = [name for name, lat in spec.latents.items() if lat.table]
+    if not tables:
+        return {}
+    rows = split_sizes(spec)["train"]
+    return dict.fromkeys(tables, rows)
 
 
 def _field_array(f: FieldSpec, arrays: dict[str, np.ndarray], rows: np.ndarray, info) -> np.ndarray:
@@ -153,6 +175,18 @@ def _field_array(f: FieldSpec, arrays: dict[str, np.ndarray], rows: np.ndarray, 
     return np.ascontiguousarray(a)
 
 
+def field_arrays(spec: Spec, split: str) -> dict[str, np.ndarray]:
+    """Every field of ``split`` as the model's input arrays (numpy), field groups cut to one length."""
+    arrays = load_arrays(spec)
+    out = {}
+    groups = group_rows(spec, split)
+    n = min(len(keep) for _, keep in groups.values())
+    for names, keep in groups.values():
+        for name in names:
+            out[name] = _field_array(spec.data.fields[name], arrays, keep[:n], spec.infos[name])
+    return out
+
+
 @dataclasses.dataclass
 class SplitData:
     """The fields of one split as torch tensors, grouped by the fields' `where` filters."""
@@ -174,8 +208,8 @@ class SplitData:
             for name in names:
                 fields[name] = torch.from_numpy(_field_array(spec.data.fields[name], arrays, keep, spec.infos[name]))
         labels = None
-        if spec.data.sampler == "class_balanced":
-            lf = spec.data.sampler_cfg.get("field") or next(
+        if spec.data.sampler.name == "class_balanced":
+            lf = spec.data.sampler.config.get("field") or next(
                 (f for f in spec.data.fields if spec.infos[f].dtype == "int64" and spec.infos[f].classes), None
             )
             if lf is None:
@@ -188,7 +222,7 @@ class SplitData:
     ) -> list[dict]:
         """The epoch's batches (same for the same seed and epoch), each {field: tensor}."""
         d = spec.data
-        name = d.sampler if shuffle else "sequential"
+        sampler = d.sampler if shuffle else SAMPLERS.choose("sequential")
         ctx = SamplerContext(
             self.sizes,
             batch or d.batch,
@@ -196,7 +230,7 @@ class SplitData:
             self.labels,
         )
         rng = np.random.default_rng([spec.seed, epoch, 0xBA7C])
-        plan = SAMPLERS[name]().epoch(d.sampler_cfg if name == d.sampler else {}, ctx, rng)
+        plan = sampler.instance.epoch(sampler.config, ctx, rng)
         rank, world = shard
         if world > 1:
             per = len(plan) // world

@@ -1,0 +1,1 @@
+"""Training: stages, optimizers, checkpoints, metrics and sample pictures of a run directory."""
