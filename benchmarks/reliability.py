@@ -361,7 +361,7 @@ def bad_images(tally: Tally, rng: random.Random, n: int, tmp: str) -> None:
 def _tiny_checkpoint(folder: str, seed: int = 0):
     import torch
 
-    from latentspec.train import checkpoint as ckpt
+    from latentspec.run import checkpoint as ckpt
 
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.Linear(8, 4))
@@ -375,7 +375,7 @@ def _tiny_checkpoint(folder: str, seed: int = 0):
 
 def damaged_checkpoints(tally: Tally, rng: random.Random, n: int, tmp: str) -> None:
     from latentspec.errors import UserError
-    from latentspec.train import checkpoint as ckpt
+    from latentspec.run import checkpoint as ckpt
 
     base = os.path.join(tmp, "ckpt-base")
     model, opt = _tiny_checkpoint(base)
@@ -443,7 +443,7 @@ def kill_points(tally: Tally, tmp: str) -> int:
     afterwards must be the old one or the new one, whole (hashes verified)."""
     import torch
 
-    from latentspec.train import checkpoint as ckpt
+    from latentspec.run import checkpoint as ckpt
 
     class Killed(BaseException):
         pass

@@ -207,7 +207,7 @@ def table(results: str = RESULTS) -> str:
         "| result | paper | claim | measured | verdict | command |",
         "|---|---|---|---|---|---|",
     ]
-    found = 0
+    found, figures = 0, []
     for name in sorted(REGISTRY):
         path = os.path.join(results, f"{name}.json")
         if not os.path.exists(path):
@@ -215,12 +215,13 @@ def table(results: str = RESULTS) -> str:
         found += 1
         with open(path) as f:
             r = json.load(f)
+        figures += [f"![{os.path.splitext(os.path.basename(p))[0]}]({p})" for p in r.get("figures", [])]
         for claim, measured, holds in r["rows"]:
             verdict = {True: "holds", False: "**does not reproduce**", None: "measured"}[holds]
             lines.append(f"| {r['title']} | {r['paper']} | {claim} | {measured} | {verdict} | `{r['command']}` |")
     if not found:
         return "No result has been reproduced at full size yet (`python -m benchmarks.reproduce NAME`)."
-    return "\n".join(lines)
+    return "\n".join(lines + ([""] + figures if figures else []))
 
 
 def readme_with_table(text: str, block: str) -> str:

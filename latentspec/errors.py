@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable
 
 
@@ -26,3 +27,10 @@ class RunError(UserError):
 
 class ExportError(UserError):
     """An entry point that cannot be exported, or a bundle that failed verification."""
+
+
+def write_error(what: str, exc: OSError) -> RunError:
+    """A one-line RunError for a failed write (full disk, quota, permissions)."""
+    why = exc.strerror or str(exc)
+    hint = "; free some space and continue with --resume" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return RunError(f"cannot write {what}: {why}{hint}")

@@ -10,13 +10,14 @@ import os
 import numpy as np
 import pytest
 from _tiny import tiny_spec
-from conftest import ROOT
 from PIL import Image
 
 from latentspec.cli import main
 from latentspec.spec import load_spec, validate_text
 from latentspec_runtime import Bundle, InputError
 from latentspec_runtime.cli import main as runtime_main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CVAE = os.path.join(ROOT, "specs", "cvae_mnist.yaml")
 with open(CVAE) as _f:

@@ -82,6 +82,8 @@ BREAKERS = [
         "latentspec/export/_breaks.py",
         "def f():\n    from latentspec.train.evaluate import codes\n",
     ),
+    ("run-below-train-and-export", "latentspec/run/_breaks.py", "def f():\n    from latentspec.train import rundir\n"),
+    ("run-below-train-and-export", "latentspec/run/_breaks.py", "def f():\n    import latentspec.export\n"),
     ("train-below-tracking", "latentspec/train/_breaks.py", "def f():\n    from latentspec.sweep import run_sweep\n"),
     ("train-below-tracking", "latentspec/train/_breaks.py", "def f():\n    import latentspec.track\n"),
     ("data-below-train", "latentspec/data/_breaks.py", "def f():\n    from latentspec.train.trainer import train\n"),

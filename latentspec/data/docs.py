@@ -35,7 +35,10 @@ def datasets_markdown() -> str:
             out += ["Its arrays depend on the files it reads (see the summary).", ""]
             continue
         infos = cls().arrays(cls.resolve({}))
-        out += ["| array | per-item shape | dtype | kind | range | classes | meaning |", "|---|---|---|---|---|---|---|"]
+        out += [
+            "| array | per-item shape | dtype | kind | range | classes | meaning |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for key, info in infos.items():
             shape = "scalar" if info.shape == () else "×".join(str(d) for d in info.shape)
             rng = _fmt_range(*info.range) if info.range else "—"

@@ -9,8 +9,8 @@ import torch
 from latentspec.compiler import CompiledModel, compile_spec
 from latentspec.compiler._compile import table_key
 from latentspec.errors import RunError
+from latentspec.run import checkpoint as ckpt
 from latentspec.spec import Spec, load_spec
-from latentspec.train import checkpoint as ckpt
 
 
 def resolve_device(device: str) -> torch.device:

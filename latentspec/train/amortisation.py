@@ -71,12 +71,13 @@ class _Inversion:
             return _project(mean, self.latent.project, self.latent.radius).repeat(n, 1)
         return torch.zeros(n, self.latent.dim)
 
-    def optimize(self, z: torch.Tensor, batch: dict) -> torch.Tensor:
+    def optimize(self, z: torch.Tensor, batch: dict, steps: int | None = None) -> torch.Tensor:
+        steps = self.entry.steps if steps is None else steps
         z = z.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([z], lr=self.entry.lr, betas=BETAS, eps=1e-8)
         n = len(z)
         with _frozen(self.model), torch.enable_grad():
-            for _ in range(self.entry.steps):
+            for _ in range(steps):
                 opt.zero_grad(set_to_none=True)
                 (self.loss(self.outputs(z, batch)) * n).backward()  # the summed per-example loss
                 opt.step()

@@ -8,7 +8,6 @@ before it returns.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import socket
@@ -18,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from latentspec.errors import RunError
+from latentspec.errors import RunError, write_error
 
 LOCK = ".lock"
 HISTORY = "history.jsonl"
@@ -42,13 +41,6 @@ def check_out(out: str) -> None:
         raise RunError(f"--out {out}: cannot create the run folder ({exc.strerror})") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise RunError(f"--out {out}: the folder is not writable")
-
-
-def write_error(what: str, exc: OSError) -> RunError:
-    """A one-line RunError for a failed write (full disk, quota, permissions)."""
-    why = exc.strerror or str(exc)
-    hint = "; free some space and continue with --resume" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-    return RunError(f"cannot write {what}: {why}{hint}")
 
 
 # -- the lock -------------------------------------------------------------------------------------

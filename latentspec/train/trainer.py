@@ -17,12 +17,12 @@ from latentspec.compiler import CompiledModel, compile_spec
 from latentspec.data.pipeline import SplitData, table_sizes
 from latentspec.errors import RunError
 from latentspec.run import build_term, resolve_device, term_weight
+from latentspec.run import checkpoint as ckpt
 from latentspec.spec import Spec, dump_resolved
 from latentspec.spec._evalkeys import held_out_terms
 from latentspec.spec._model import StageSpec
-from latentspec.train import checkpoint as ckpt
 from latentspec.train import rundir
-from latentspec.train.heldout import evaluates, inversion_metrics
+from latentspec.train.heldout import TRAINING_ROWS, TRAINING_STEPS, evaluates, inversion_metrics
 
 
 def batch_args(model: CompiledModel, plan, batch: dict, generator: torch.Generator, device: torch.device) -> list:
@@ -296,7 +296,9 @@ class Trainer:
         # models whose codes are a latent table (GLO): the `invert` entry's fit of test rows
         out.update(
             (k, self.dist.mean(v))
-            for k, v in inversion_metrics(self.spec, self.model, stage.terms, data, self.device).items()
+            for k, v in inversion_metrics(
+                self.spec, self.model, stage.terms, data, self.device, rows=TRAINING_ROWS, steps=TRAINING_STEPS
+            ).items()
         )
         bad = next((k for k, v in out.items() if not math.isfinite(v)), None)
         if bad is not None:
@@ -550,4 +552,3 @@ def train(
     return Trainer(spec, out, device=device, quiet=quiet, allow_python=allow_python, callbacks=callbacks).run(
         resume=resume, force=force
     )
-

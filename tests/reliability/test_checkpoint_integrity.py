@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from latentspec.cli import main
 from latentspec.errors import RunError
+from latentspec.run import checkpoint as ckpt
 from latentspec.run import load_run
-from latentspec.train import checkpoint as ckpt
 
 FILES = ("weights.safetensors", "optimizer.safetensors")
 

@@ -14,8 +14,8 @@ from safetensors.torch import load_file, save_file
 
 from latentspec._finite import NonFiniteError, check_arrays, strict_json_dumps, strict_json_loads
 from latentspec.cli import main
+from latentspec.run import checkpoint as ckpt
 from latentspec.spec import load_spec, validate_text
-from latentspec.train import checkpoint as ckpt
 
 NPZ_SPEC = """\
 latentspec: 1

@@ -16,7 +16,7 @@ import pytest
 from _reliability import ROOT, no_internal_error, train_args
 
 from latentspec.cli import main
-from latentspec.train import checkpoint as ckpt
+from latentspec.run import checkpoint as ckpt
 from latentspec.train import rundir
 
 

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from latentspec._finite import strict_json_loads
-from latentspec.errors import RunError
+from latentspec.errors import RunError, write_error
 from latentspec_runtime._atomic import atomic_open, atomic_path
 from latentspec_runtime._atomic import write_text as atomic_write_text  # noqa: F401  (the trainer's name for it)
 
@@ -93,8 +93,6 @@ def save(folder: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer |
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
-            from latentspec.train.rundir import write_error
-
             raise write_error(f"checkpoint {folder}", exc) from None
         raise
     old = folder + ".old"
