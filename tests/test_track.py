@@ -169,3 +169,13 @@ def test_a_missing_extra_names_its_install_command(tmp_path, monkeypatch, capsys
     assert rc == 1
     assert f"pip install 'latentspec[{extra}]'" in err and "Traceback" not in err
     assert not os.path.exists(tmp_path / "r")  # refused before training
+
+
+def test_every_registered_tracker_has_a_sink():
+    from latentspec.registries import load_all
+    from latentspec.track import SINKS
+
+    load_all()
+    from latentspec.components import TRACKERS
+
+    assert set(SINKS) == set(TRACKERS.names())

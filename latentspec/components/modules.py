@@ -355,22 +355,23 @@ def _append(shape: Shape, n: int) -> Shape:
     return None if shape is None else (*shape, n)
 
 
+#: the class count of a label input, shared by embedding and one_hot
+CLASSES = Param(
+    "classes",
+    "int",
+    None,
+    "number of classes (default: the input's)",
+    minimum=1,
+    maximum=MAX_DIM,
+    default_doc="the input's",
+)
+
+
 @MODULES.register("embedding")
 class Embedding(NodeComponent):
     """A learned vector per class: y = E[c], E (classes, dim)."""
 
-    params = (
-        Param(
-            "classes",
-            "int",
-            None,
-            "number of classes (default: the input's)",
-            minimum=1,
-            maximum=MAX_DIM,
-            default_doc="the input's",
-        ),
-        Param("dim", "int", doc="embedding size", minimum=1, maximum=MAX_DIM),
-    )
+    params = (CLASSES, Param("dim", "int", doc="embedding size", minimum=1, maximum=MAX_DIM))
 
     def infer(self, ctx: Context) -> list[TensorInfo]:
         _class_count(ctx, "embedding")
@@ -387,17 +388,7 @@ class OneHot(NodeComponent):
     """One-hot encoding of a class index: y_j = [c = j], j < classes (float)."""
 
     has_params = False
-    params = (
-        Param(
-            "classes",
-            "int",
-            None,
-            "number of classes (default: the input's)",
-            minimum=1,
-            maximum=MAX_DIM,
-            default_doc="the input's",
-        ),
-    )
+    params = (CLASSES,)
 
     def infer(self, ctx: Context) -> list[TensorInfo]:
         classes = _class_count(ctx, "one_hot")

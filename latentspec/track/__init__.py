@@ -60,19 +60,22 @@ def _write_state(run: str, state: dict) -> None:
     write_text(os.path.join(run, STATE_FILE), json.dumps(state, indent=2) + "\n")
 
 
+#: one sink per registered tracker (``components/trackers.py``; a test keeps the two in step):
+#: (run, cfg, spec name, the run's saved sink state, TensorBoard purge step) -> Sink
+SINKS: dict[str, Callable[[str, dict, str, dict, int | None], Sink]] = {
+    "tensorboard": lambda run, cfg, spec_name, state, purge_step: TensorBoardSink(run, cfg, purge_step=purge_step),
+    "mlflow": lambda run, cfg, spec_name, state, purge_step: MlflowSink(
+        run, cfg, spec_name=spec_name, state=state.get("mlflow")
+    ),
+}
+
+
 def open_sinks(
     run: str, spec_name: str, items: list[tuple[str, dict]], *, purge_step: int | None = None, fresh: bool = False
 ) -> list[Sink]:
     """Open each sink for ``run``; ``fresh`` starts a new MLflow run instead of reattaching."""
     state = {} if fresh else _read_state(run)
-    sinks: list[Sink] = []
-    for name, cfg in items:
-        if name == "tensorboard":
-            sinks.append(TensorBoardSink(run, cfg, purge_step=purge_step))
-        elif name == "mlflow":
-            sinks.append(MlflowSink(run, cfg, spec_name=spec_name, state=state.get("mlflow")))
-        else:  # a registered tracker without a sink is a programming error, caught by the tests
-            raise NotImplementedError(f"tracker {name!r} has no sink in latentspec.track")
+    sinks = [SINKS[name](run, cfg, spec_name, state, purge_step) for name, cfg in items]
     if sinks:
         _write_state(run, {**_read_state(run), **{s.name: s.state() for s in sinks}})
     return sinks
