@@ -9,6 +9,16 @@ metrics and the latent explorer page at ``/``.
 >>> app = create_app([Bundle.load("vae_mnist.bundle")])  # doctest: +SKIP
 """
 
-from ._app import ServeConfig, create_app, wait_ready
+from typing import Any
 
 __all__ = ["ServeConfig", "create_app", "wait_ready"]
+
+
+def __getattr__(name: str) -> Any:
+    # FastAPI is loaded on first use: the runtime's CLI registers `serve` from this package, and
+    # every other command must work without the `serve` extra installed
+    if name in __all__:
+        from . import _app
+
+        return getattr(_app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
