@@ -13,154 +13,21 @@ Every number comes from a run's ``eval.json`` (``latentspec eval``) and every ve
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
-import io
 import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from typing import Any
 
 from benchmarks._machine import machine, write_result
+from benchmarks.seeds import Context, load_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 README = os.path.join(ROOT, "README.md")
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-
-
-@dataclasses.dataclass
-class Context:
-    """Where a result writes its runs, JSON and figures, and the commands it ran."""
-
-    runs: str  # run directories
-    out: str  # NAME.json and the figures
-    quick: bool
-    commands: list[str] = dataclasses.field(default_factory=list)
-
-    def cli(self, *argv: str) -> None:
-        """Run one `latentspec` command in-process (its stdout swallowed), recording it."""
-        from latentspec.cli import main
-
-        shown = [os.path.relpath(a, ROOT) if os.path.isabs(a) and a.startswith(ROOT) else a for a in argv]
-        self.commands.append("latentspec " + " ".join(shown))
-        with contextlib.redirect_stdout(io.StringIO()):
-            rc = main(list(argv))
-        if rc != 0:
-            raise RuntimeError(f"`latentspec {' '.join(argv)}` exited with {rc}")
-
-    def train(self, spec: str, name: str, sets: list[str]) -> str:
-        run = os.path.join(self.runs, name)
-        argv = ["train", os.path.join(ROOT, spec), "--out", run, "--quiet", "--device", "cpu"]
-        for s in sets:
-            argv += ["--set", s]
-        self.cli(*argv)
-        return run
-
-    def evaluate(self, run: str, *flags: str) -> dict:
-        self.cli("eval", run, *flags)
-        with open(os.path.join(run, "eval.json")) as f:
-            return json.load(f)
-
-    def check(self, run: str) -> list[dict]:
-        """The run's claims as `latentspec check` sees them: holds/fails and both numbers."""
-        from latentspec.spec._claims import check_run
-
-        self.commands.append(f"latentspec check {os.path.relpath(run, ROOT) if run.startswith(ROOT) else run}")
-        _, checked = check_run(run)
-        return [c.as_dict() for c in checked]
-
-    def figure(self, name: str) -> str:
-        return os.path.join(self.out, name)
-
-
-@dataclasses.dataclass(frozen=True)
-class Result:
-    """One entry of the registry: what it reproduces, and how."""
-
-    name: str
-    title: str
-    paper: str
-    run: Callable[[Context], dict[str, Any]]  # -> {"numbers", "claims", "figures", "rows"}
-
-
-REGISTRY: dict[str, Result] = {}
-
-
-def register(name: str, title: str, paper: str):
-    def deco(fn: Callable[[Context], dict[str, Any]]):
-        REGISTRY[name] = Result(name, title, paper, fn)
-        return fn
-
-    return deco
-
-
-# -- item 1: eigenfaces and the linear autoencoder ---------------------------------------------
-
-EIGEN_KS = (1, 5, 10, 20, 50)
-FACES_QUICK = ["data.dataset.faces.size=160", "data.split.train=120", "data.split.test=40", "data.batch=40"]
-
-
-def _component_grid(spec_run: str, path: str, n: int) -> None:
-    """The decode entry's columns dec(e_i) − dec(0) as images, each stretched to [0, 1]."""
-    from latentspec.run import load_run
-    from latentspec.train.images import grid, save_png
-    from latentspec.train.subspace import decoder_columns
-
-    spec, model = load_run(spec_run)
-    cols = decoder_columns(spec, model, "decode")[:n]  # (n, D)
-    lo, hi = cols.min(1, keepdims=True), cols.max(1, keepdims=True)
-    images = ((cols - lo) / (hi - lo + 1e-12)).reshape((len(cols), *spec.infos["x"].shape))
-    save_png(path, grid(images, ncol=min(10, n)))
-
-
-@register(
-    "eigenfaces",
-    "Eigenfaces; a linear AE learns the PCA subspace",
-    "Turk & Pentland 1991; Baldi & Hornik 1989",
-)
-def eigenfaces(ctx: Context) -> dict[str, Any]:
-    quick = FACES_QUICK if ctx.quick else []
-    mse = {}
-    for k in EIGEN_KS:
-        run = ctx.train("specs/eigenfaces.yaml", f"eigenfaces_k{k}", [f"nodes.pca.dim={k}", *quick])
-        mse[k] = ctx.evaluate(run)["test"]["rec"]
-    grid_png = ctx.figure("eigenfaces.png")
-    _component_grid(os.path.join(ctx.runs, f"eigenfaces_k{max(EIGEN_KS)}"), grid_png, 20)
-    lae_sets = [*quick, "train.epochs=2"] if ctx.quick else []
-    lae = ctx.train("specs/linear_ae_faces.yaml", "linear_ae_faces", lae_sets)
-    ev = ctx.evaluate(lae, "--pca")
-    claims = ctx.check(lae)
-    lae_png = ctx.figure("linear_ae_faces.png")
-    _component_grid(lae, lae_png, 10)
-    with open(os.path.join(lae, "metrics.jsonl")) as f:
-        epochs = [r for r in map(json.loads, f) if r["kind"] == "epoch"]
-    numbers = {
-        "pca_test_mse": {str(k): v for k, v in mse.items()},
-        "linear_ae": {
-            "k": ev["pca"]["k"],
-            "test_mse": ev["test"]["rec"],
-            "pca_test_mse": ev["pca"]["test_mse"],
-            "mse_ratio": ev["test"]["rec"] / ev["pca"]["test_mse"],
-            "cosines": ev["pca"]["cosines"],
-            "epochs": len(epochs),
-            "train_seconds": sum(r.get("seconds", 0.0) for r in epochs),
-        },
-    }
-    rows = [
-        ("PCA test MSE at k = " + ", ".join(map(str, EIGEN_KS)), ", ".join(f"{mse[k]:.4g}" for k in EIGEN_KS), None),
-        *[(c["claim"] + (f" ({c['doc']})" if c.get("doc") else ""), _sides(c), c["holds"]) for c in claims],
-    ]
-    return {"numbers": numbers, "claims": {"linear_ae_faces": claims}, "figures": [grid_png, lae_png], "rows": rows}
-
-
-def _sides(c: dict) -> str:
-    if c["holds"] is None:
-        return c.get("missing") or "not checked"
-    return f"{c['value']:.4g} vs {c['target']:.4g}"
+REGISTRY = load_all()
 
 
 # -- driver -------------------------------------------------------------------------------------

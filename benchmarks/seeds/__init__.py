@@ -1,0 +1,108 @@
+"""The seed results that `python -m benchmarks.reproduce` knows: one module per group of results
+in this package, each registering its results with :func:`register`. :func:`load_all` imports them
+all, so a new module is picked up without an edit elsewhere.
+
+A result's function gets a :class:`Context` (where to put runs and figures, whether ``--quick``)
+and returns ``{"numbers", "claims", "figures", "rows"}``: ``rows`` are the README table's lines,
+``(claim or number, measured, holds)`` with ``holds`` None for a plain measurement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import io
+import json
+import os
+import pkgutil
+from collections.abc import Callable
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@dataclasses.dataclass
+class Context:
+    """Where a result writes its runs, JSON and figures, and the commands it ran."""
+
+    runs: str  # run directories
+    out: str  # NAME.json and the figures
+    quick: bool
+    commands: list[str] = dataclasses.field(default_factory=list)
+
+    def cli(self, *argv: str) -> None:
+        """Run one `latentspec` command in-process (its stdout swallowed), recording it."""
+        from latentspec.cli import main
+
+        shown = [os.path.relpath(a, ROOT) if os.path.isabs(a) and a.startswith(ROOT) else a for a in argv]
+        self.commands.append("latentspec " + " ".join(shown))
+        with contextlib.redirect_stdout(io.StringIO()):
+            rc = main(list(argv))
+        if rc != 0:
+            raise RuntimeError(f"`latentspec {' '.join(argv)}` exited with {rc}")
+
+    def train(self, spec: str, name: str, sets: list[str]) -> str:
+        run = os.path.join(self.runs, name)
+        argv = ["train", os.path.join(ROOT, spec), "--out", run, "--quiet", "--device", "cpu"]
+        for s in sets:
+            argv += ["--set", s]
+        self.cli(*argv)
+        return run
+
+    def evaluate(self, run: str, *flags: str) -> dict:
+        self.cli("eval", run, *flags)
+        with open(os.path.join(run, "eval.json")) as f:
+            return json.load(f)
+
+    def check(self, run: str) -> list[dict]:
+        """The run's claims as `latentspec check` sees them: holds/fails and both numbers."""
+        from latentspec.spec._claims import check_run
+
+        self.commands.append(f"latentspec check {os.path.relpath(run, ROOT) if run.startswith(ROOT) else run}")
+        _, checked = check_run(run)
+        return [c.as_dict() for c in checked]
+
+    def figure(self, name: str) -> str:
+        return os.path.join(self.out, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """One entry of the registry: what it reproduces, and how."""
+
+    name: str
+    title: str
+    paper: str
+    run: Callable[[Context], dict[str, Any]]  # -> {"numbers", "claims", "figures", "rows"}
+
+
+REGISTRY: dict[str, Result] = {}
+
+
+def register(name: str, title: str, paper: str):
+    def deco(fn: Callable[[Context], dict[str, Any]]):
+        REGISTRY[name] = Result(name, title, paper, fn)
+        return fn
+
+    return deco
+
+
+def load_all() -> dict[str, Result]:
+    """Import every module of this package (each registers its results); the registry."""
+    for mod in pkgutil.iter_modules(__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
+    return REGISTRY
+
+
+def sides(c: dict) -> str:
+    """A checked claim's two numbers as the README shows them, or why it was not checked."""
+    if c["holds"] is None:
+        return c.get("missing") or "not checked"
+    return f"{c['value']:.4g} vs {c['target']:.4g}"
+
+
+def claim_rows(claims: list[dict]) -> list[tuple[str, str, bool | None]]:
+    """README rows for a run's checked claims."""
+    return [(c["claim"] + (f" ({c['doc']})" if c.get("doc") else ""), sides(c), c["holds"]) for c in claims]
