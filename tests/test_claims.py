@@ -10,6 +10,7 @@ import json
 import os
 
 import pytest
+from _tinyvae import tiny_vae
 
 from latentspec.cli import main
 from latentspec.spec import load_spec, validate_text
@@ -17,33 +18,12 @@ from latentspec.spec._evalkeys import ANY, eval_keys, lookup, written_paths
 from latentspec.train.evaluate import evaluate_run
 from latentspec.train.trainer import train
 
-VAE = """\
-latentspec: 1
-name: tiny_claims
-data:
-  dataset: mnist5k
-  split: {train: 48, test: 16}
-  fields:
-    x: {from: images, scale: [0, 1], shape: [1, 28, 28]}
-    y: {from: labels, classes: 10}
-  batch: 16
-latents:
-  z: {dim: 4}
-nodes:
-  enc:    {module: mlp, in: x, out: h, hidden: [16]}
-  post:   {module: gaussian_head, in: h, out: [z_mu, z_logvar], latent: z}
-  draw:   {op: reparameterize, in: [z_mu, z_logvar], out: z}
-  dec:    {module: mlp, in: z, out: x_logits, hidden: [16], shape: [1, 28, 28]}
-  x_mean: {op: sigmoid, in: x_logits}
-objective:
-  recon: {term: bernoulli_nll, in: [x_logits, x]}
-  kl:    {term: gaussian_kl, in: [z_mu, z_logvar]}
-train:
-  epochs: 1
-export:
-  sample: {in: [], out: [x_mean]}
-  invert: {in: [x], optimize: z, terms: [recon], steps: 2, out: [z, x_mean]}
-"""
+VAE = tiny_vae(
+    "tiny_claims",
+    labels=True,
+    train="  epochs: 1\n",
+    export="  sample: {in: [], out: [x_mean]}\n  invert: {in: [x], optimize: z, terms: [recon], steps: 2, out: [z, x_mean]}\n",
+)
 
 CLAIMS = """\
 claims:

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from _tiny import tiny_spec
+from _tinyvae import tiny_vae
 
 from latentspec.spec import load_spec, validate_text
 from latentspec.train.trainer import train
@@ -33,34 +34,16 @@ def glo_with_gmm(folder: str) -> str:
     return path
 
 
-VAE = """\
-latentspec: 1
-name: vae_gauss
-data:
-  dataset: mnist5k
-  split: {train: 96, test: 32}
-  fields:
-    x: {from: images, scale: [0, 1], shape: [1, 28, 28]}
-  batch: 32
-latents:
-  z: {dim: 3, prior: gaussian, fit_from: z_mu}   # the sample entry draws from N(mean, cov) of the encoder means
-nodes:
-  enc:    {module: mlp, in: x, out: h, hidden: [16]}
-  post:   {module: gaussian_head, in: h, out: [z_mu, z_logvar], latent: z}
-  draw:   {op: reparameterize, in: [z_mu, z_logvar], out: z}
-  dec:    {module: mlp, in: z, out: x_logits, hidden: [16], shape: [1, 28, 28]}
-  x_mean: {op: sigmoid, in: x_logits}
-objective:
-  recon: {term: bernoulli_nll, in: [x_logits, x]}
-  kl:    {term: gaussian_kl, in: [z_mu, z_logvar]}
-train:
-  stages:
-    - {name: vae, epochs: 1}
-    - {name: prior, fit: gaussian}
-export:
-  encode: {in: [x], out: [z_mu]}
-  sample: {in: [], out: [x_mean, z]}
-"""
+# the sample entry draws from N(mean, cov) of the encoder means
+VAE = tiny_vae(
+    "vae_gauss",
+    rows=(96, 32),
+    batch=32,
+    dim=3,
+    latent=", prior: gaussian, fit_from: z_mu",
+    train="  stages:\n    - {name: vae, epochs: 1}\n    - {name: prior, fit: gaussian}\n",
+    export="  encode: {in: [x], out: [z_mu]}\n  sample: {in: [], out: [x_mean, z]}\n",
+)
 
 
 def _train(path: str, folder) -> tuple:
