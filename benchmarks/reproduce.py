@@ -68,27 +68,40 @@ def reproduce(name: str, quick: bool = False, out: str | None = None) -> dict[st
     return result
 
 
+VERDICT = {True: "holds", False: "**does not reproduce**", None: "measured"}
+
+
+def cell(text: str) -> str:
+    """A Markdown table cell: a ``|`` inside (``p(x|z)``, ``|ρ|``) would end it."""
+    return str(text).replace("|", "\\|")
+
+
 def table(results: str = RESULTS) -> str:
-    """The README's results block, from the committed ``NAME.json`` of each registered result."""
-    lines = [
-        "| result | paper | claim | measured | verdict | command |",
-        "|---|---|---|---|---|---|",
-    ]
-    found, figures = 0, []
+    """The README's results block, from the committed ``NAME.json`` of each registered result:
+    a summary line per result, then each result's claims and numbers with their verdicts."""
+    found = []
     for name in sorted(REGISTRY):
         path = os.path.join(results, f"{name}.json")
-        if not os.path.exists(path):
-            continue
-        found += 1
-        with open(path) as f:
-            r = json.load(f)
-        figures += [f"![{os.path.splitext(os.path.basename(p))[0]}]({p})" for p in r.get("figures", [])]
-        for claim, measured, holds in r["rows"]:
-            verdict = {True: "holds", False: "**does not reproduce**", None: "measured"}[holds]
-            lines.append(f"| {r['title']} | {r['paper']} | {claim} | {measured} | {verdict} | `{r['command']}` |")
+        if os.path.exists(path):
+            with open(path) as f:
+                found.append(json.load(f))
     if not found:
         return "No result has been reproduced at full size yet (`python -m benchmarks.reproduce NAME`)."
-    return "\n".join(lines + ([""] + figures if figures else []))
+    lines = ["| result | paper | claims that hold | command |", "|---|---|---|---|"]
+    for r in found:
+        verdicts = [holds for _, _, holds in r["rows"] if holds is not None]
+        held = f"{sum(verdicts)} of {len(verdicts)}" if verdicts else "no claim (measured)"
+        if verdicts and not all(verdicts):
+            held += " (**not all reproduce**)"
+        lines.append(f"| {cell(r['title'])} | {cell(r['paper'])} | {held} | `{r['command']}` |")
+    for r in found:
+        lines += ["", f"**{r['title']}** ({r['paper']}; `{r['command']}`)", ""]
+        lines += ["| claim or number | measured | verdict |", "|---|---|---|"]
+        lines += [f"| {cell(claim)} | {cell(measured)} | {VERDICT[holds]} |" for claim, measured, holds in r["rows"]]
+        figures = [f"![{os.path.splitext(os.path.basename(p))[0]}]({p})" for p in r.get("figures", [])]
+        if figures:
+            lines += ["", *figures]
+    return "\n".join(lines)
 
 
 def readme_with_table(text: str, block: str) -> str:

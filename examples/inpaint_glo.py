@@ -1,6 +1,6 @@
 """Inpainting with a GLO generator, without torch at inference.
 
-Trains the GLO gallery spec (generator + one code per training image), exports it with its
+Trains specs/glo_mnist.yaml (generator + one code per training image), exports it with its
 `inpaint` entry point (the gradient of the masked reconstruction loss as an ONNX graph), and
 fills the lower half of test digits with the torch-free runtime, which runs the optimisation
 loop in numpy:  z* = argmin_z ‖(g(z) − x) ⊙ m‖²,  x̂ = g(z*).
@@ -31,14 +31,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--train-rows", type=int, default=4000)
     ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=128, help="training batch (smaller: more steps per epoch)")
     args = ap.parse_args(argv)
 
-    spec_path = os.path.join(HERE, "..", "tests", "gallery", "glo.yaml")
+    spec_path = os.path.join(HERE, "..", "specs", "glo_mnist.yaml")
     spec = load_spec(
         spec_path,
         [
-            f"train.epochs={args.epochs}",
+            f"train.stages.0.epochs={args.epochs}",
             f"data.split.train={args.train_rows}",
+            f"data.batch={args.batch}",
             "data.split.test=256",
             f"export.inpaint.steps={args.steps}",
         ],

@@ -96,7 +96,17 @@ def _parser() -> argparse.ArgumentParser:
         help="sample quality (FD, KID, precision/recall) in the feature space of this run's `features` entry",
     )
     e.add_argument("--feature-tensor", metavar="NAME", help="with --features: this tensor of the feature run instead")
-    e.add_argument("--samples", type=int, metavar="N", help="with --features: samples to draw (default: test size)")
+    e.add_argument(
+        "--samples",
+        type=int,
+        metavar="N",
+        help="with --features: samples to draw (default: test size); with --class-fidelity: in all, split over the classes (default: 100 per class)",
+    )
+    e.add_argument(
+        "--class-fidelity",
+        metavar="CLASSIFIER_RUN",
+        help="draw samples of each class from a conditional sampling entry and classify them with this run's `predict` entry: accuracy and confusion matrix",
+    )
     e.add_argument(
         "--disentanglement", action="store_true", help="MIG, DCI, SAP, FactorVAE score against the dataset's factors"
     )
@@ -151,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
         "sampled without its one label input draws a row per class",
     )
 
-    vz = sub.add_parser("viz", help="traversals, 2-D manifold, interpolations and learning curves as PNGs")
+    vz = sub.add_parser("viz", help="traversals, 2-D manifold and scatter, interpolations and learning curves as PNGs")
     vz.add_argument("run")
     vz.add_argument("--out", "-o", help="the folder for the PNGs (default: RUN/viz)")
     vz.add_argument("--checkpoint", choices=["last", "best"], default="last")
@@ -356,6 +366,7 @@ def cmd_eval(args) -> int:
         samples=args.samples,
         disentanglement=args.disentanglement,
         pca=args.pca,
+        class_fidelity=args.class_fidelity,
     )
     print(json.dumps(result, indent=2))
     from latentspec.track import after_eval

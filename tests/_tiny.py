@@ -32,7 +32,31 @@ def tiny_spec(path: str, out_dir: str, rows: int = 240, epochs: int = 2, batch: 
     for entry in (raw.get("export") or {}).values():
         if "optimize" in entry:
             entry["steps"] = 10
+    for term in (raw.get("objective") or {}).values():
+        if isinstance(term, dict) and term.get("run"):  # a term through a trained run (perceptual)
+            term["run"] = tiny_run(term["run"], out_dir)
     out = os.path.join(out_dir, os.path.basename(path))
     with open(out, "w") as f:
         yaml.safe_dump(raw, f, sort_keys=False)
+    return out
+
+
+def tiny_run(run: str, out_dir: str) -> str:
+    """A tiny training of the spec a run path names (``runs/NAME`` is ``specs/NAME.yaml``), in
+    ``out_dir``: what a spec's term that reads a trained run (e.g. a perceptual loss through a
+    classifier) is pointed at in the tests."""
+    from latentspec.spec import load_spec
+    from latentspec.train.trainer import train
+
+    name = os.path.basename(os.path.normpath(run))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "specs", f"{name}.yaml")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run}: no specs/{name}.yaml trains it")
+    where = os.path.join(out_dir, f"dependency-{name}")
+    os.makedirs(where, exist_ok=True)
+    spec = load_spec(tiny_spec(path, where, epochs=1))
+    out = os.path.join(where, "run")
+    if not os.path.isdir(out):
+        train(spec, out, quiet=True, device="cpu")
     return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,6 +78,54 @@ def test_bench_spec_and_procedural_quick(tmp_path):
     assert procedural["size"] == 200 and procedural["rows"]["faces (cache hit)"]["load_s"] > 0
 
 
+@pytest.mark.slow
+def test_bench_scale_quick(tmp_path):
+    sys.path.insert(0, ROOT)
+    from benchmarks import report
+
+    result = run_quick("bench_scale", tmp_path)
+    rows = {(r["n"], r["mode"]): r for r in result["rows"]}
+    assert set(rows) == {(n, m) for n in (1_000, 10_000) for m in ("rows", "dense")}
+    assert rows[(10_000, "rows")]["optimizer"] == ["Adam", "SparseAdam"]
+    assert rows[(10_000, "dense")]["optimizer"] == ["Adam"]
+    for r in rows.values():
+        assert r["step_ms"] > 0 and r["peak_rss_mb"] >= r["rss_after_steps_mb"] > 0 and r["checkpoint_s"] > 0
+    assert rows[(10_000, "rows")]["profile_top_ops"]
+    text = report.scale_section(result)
+    assert "| 10,000 |" in text and "Step time from N = 1,000 to 10,000" in text
+
+
+@pytest.mark.slow
+def test_bench_data_quick(tmp_path):
+    sys.path.insert(0, ROOT)
+    from benchmarks import report
+
+    result = run_quick("bench_data", tmp_path)
+    assert [r["n"] for r in result["rows"]] == [500, 2_000]
+    for r in result["rows"]:
+        assert r["epoch_s"] > r["epoch_steps_s"] > 0 and r["loader_epoch_s"] > 0 and r["render_s"] > 0
+        assert r["render_workers"] >= 1 and r["peak_rss_mb"] > 0
+    assert set(result["per_item_growth_smallest_to_largest"]) == {"epoch", "loader", "render"}
+    assert "| 2,000 |" in report.data_section(result)
+
+
+@pytest.mark.slow
+def test_bench_peers_quick(tmp_path):
+    pytest.importorskip("pythae", reason="the `bench` extra (Pythae) is not installed")
+    sys.path.insert(0, ROOT)
+    from benchmarks import report
+
+    result = run_quick("bench_peers", tmp_path)
+    assert result["epochs"] == 1 and set(result["runs"]) == {"latentspec", "pythae"}
+    for runs in result["runs"].values():
+        (run,) = runs
+        assert run["seconds"] > 0 and 50 < run["neg_elbo"] < 600
+    o = result["overheads"]
+    assert set(o["extras_s"]) == {"evaluation", "checkpoints", "collapse check", "sample picture"}
+    assert all(v > 0 for v in o["extras_s"].values()) and o["steps_s"] > 0
+    assert "Pythae ÷ latentspec wall time" in report.peers_section(result)
+
+
 def test_report_renders_every_section_from_json(tmp_path):
     sys.path.insert(0, ROOT)
     from benchmarks import report
@@ -125,14 +174,14 @@ def test_report_renders_every_section_from_json(tmp_path):
     assert "| mlp_vae | decode | 1 | 20.0 / 50.0 | 70.0 / 50.0 | 40,000 | **3.50×** |" in bench
     assert "Test CPU (2 cores; load average 9.5 at start, 10.0 at end)" in bench
     assert "Command: `python benchmarks/bench_runtime.py --threads 1`" in bench
-    assert "No results yet: run `python benchmarks/bench_vae.py`." in bench
+    assert "No results yet: run `python -m benchmarks.bench_vae`." in bench
     readme = texts[str(tmp_path / "README.md")]
     assert "| batch-1 mlp_vae `decode`, eager PyTorch ÷ `latentspec-runtime` p50 | **3.50×**" in readme
     # the sections outside the markers are kept as they were
     with open(os.path.join(ROOT, "benchmarks", "BENCHMARKS.md")) as f:
         original = f.read()
-    assert original.split("<!-- generated: bench_vae -->")[0] == bench.split("<!-- generated: bench_vae -->")[0]
-    assert original.split("<!-- end: bench_runtime -->")[1] == bench.split("<!-- end: bench_runtime -->")[1]
+    outside = re.compile(r"<!-- generated: (\w+) -->\n.*?<!-- end: \1 -->", re.S)
+    assert outside.sub("", original) == outside.sub("", bench)
 
 
 def test_committed_reports_match_their_json():

@@ -171,7 +171,7 @@ def test_lap1_alone_collapses_to_black_and_is_reported(tmp_path):
     text = glo_on_shapes(**{"train.optimizer.groups.gen.lr": 1.0e-2, "train.samples_every": 0, "train.epochs": 3})
     raw = yaml.safe_load(text)
     del raw["objective"]["sq"]
-    raw["objective"]["rec"].pop("weights")
+    raw["objective"]["rec"]["weights"] = [1, 4, 16]  # 2^(2j), the registry default before glo.json settled it
     raw["export"]["invert"]["terms"] = ["rec"]
     spec = load_spec(yaml.safe_dump(raw, sort_keys=False), text=True)
     run = str(tmp_path / "run")

@@ -13,8 +13,8 @@ EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "examples", "*.py")))
 SMALL = {
     "deploy_onnxruntime.py": ["--epochs", "1"],
     "edit_latents.py": ["--epochs", "8"],
-    "inpaint_glo.py": ["--epochs", "5", "--train-rows", "1500", "--steps", "100"],
-    "swap_faces.py": ["--epochs", "2", "--size", "600"],
+    "inpaint_glo.py": ["--epochs", "5", "--train-rows", "1500", "--steps", "100", "--batch", "32"],
+    "swap_faces.py": ["--epochs", "3", "--size", "2000"],
 }
 
 
@@ -37,8 +37,14 @@ def test_example_runs(path, tmp_path):
     assert pngs, "the example wrote no picture"
     name = os.path.basename(path)
     if name == "inpaint_glo.py":
-        assert result["hole_l1"] < result["baseline_l1"] * 1.5
+        # the fill beats filling the hole with the mean of the same digits (measured in this run;
+        # 0.124 against 0.154 at this size, while GLO trained with batch 128 is still behind: 0.185)
+        assert result["hole_l1"] < result["baseline_l1"], result
     if name == "swap_faces.py":
-        assert result["swap_l1"] < 1.0
+        # Baselines measured on the same faces: the swap must look like B, not return A. The
+        # other baseline, B's mean training face, is reported but not asserted: at full size the
+        # swap does not beat it either (benchmarks/results/faceswap.json).
+        assert result["swap_l1"] < result["baseline_l1"]
+        assert 0.0 < result["mean_face_l1"] < result["baseline_l1"]
     if name == "edit_latents.py":
         assert result["to_seven"][-1] < result["to_seven"][0]  # the edit moves 1s towards 7s

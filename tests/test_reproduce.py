@@ -36,13 +36,15 @@ def test_table_says_where_a_result_does_not_reproduce(tmp_path):
     rows = [["a claim", "1 vs 2", False], ["a number", "3", None], ["b claim", "1 vs 2", True]]
     (tmp_path / "eigenfaces.json").write_text(json.dumps({**row, "rows": rows}))
     lines = reproduce.table(str(tmp_path)).splitlines()
-    assert lines[2].endswith("| 1 vs 2 | **does not reproduce** | `python -m benchmarks.reproduce eigenfaces` |")
-    assert "| 3 | measured |" in lines[3]
-    assert "| holds |" in lines[4]
+    assert lines[2] == "| T | P | 1 of 2 (**not all reproduce**) | `python -m benchmarks.reproduce eigenfaces` |"
+    assert "**T** (P; `python -m benchmarks.reproduce eigenfaces`)" in lines
+    assert "| a claim | 1 vs 2 | **does not reproduce** |" in lines
+    assert "| a number | 3 | measured |" in lines
+    assert "| b claim | 1 vs 2 | holds |" in lines
 
 
 def test_unknown_result_names_the_registry():
-    with pytest.raises(SystemExit, match="no result 'nope' \\(results: eigenfaces"):
+    with pytest.raises(SystemExit, match=r"no result 'nope' \(results: [a-z_, ]*eigenfaces"):
         reproduce.reproduce("nope", quick=True)
 
 
@@ -100,3 +102,22 @@ def test_quick_eigenfaces_runs_the_whole_pipeline(tmp_path):
     assert result["steps"][0].startswith("latentspec train specs/eigenfaces.yaml --out RUNS/eigenfaces_k1")
     assert any(s.startswith("latentspec check RUNS/linear_ae_faces") for s in result["steps"])
     assert set(result["machine"]) >= {"python", "torch", "numpy", "load_average_start", "load_average_end"}
+
+
+@pytest.mark.slow
+def test_vae_mnist_quick_renders_the_readme_sections(tmp_path):
+    """The headline result's pipeline at a tiny size: its JSON has every number the README's
+    sample-quality table reads, with the VAE's draws beside the two baselines."""
+    from benchmarks import report
+
+    result = reproduce.reproduce("vae_mnist", quick=True, out=str(tmp_path))
+    n = result["numbers"]
+    assert n["epochs"] == 1 and n["active_units"] <= n["latent_dim"] and 0 <= n["probe_accuracy"] <= 1
+    assert list(n["sample_quality"]) == [
+        "real digits (training split)",
+        "VAE samples (`eval --features`)",
+        "blurred uniform noise",
+    ]
+    table = report.sample_quality_section(result)
+    assert table.startswith("  For the 1-epoch `specs/vae_mnist.yaml` run") and table.count("\n  | ") == 4
+    assert report.overview_rows({"vae_mnist": result}) == []  # a quick result never reaches the README

@@ -243,3 +243,16 @@ def test_a_diverging_trial_fails_alone_and_repeated_failures_stop_the_sweep(tmp_
     ts = trials(out)
     assert [t.state for t in ts] == [optuna.trial.TrialState.FAIL] * 3
     assert all("not finite" in t.user_attrs["error"] or "nan" in t.user_attrs["error"] for t in ts)
+
+
+def test_the_same_spec_and_options_propose_the_same_trials(tmp_path):
+    """The sampler is seeded by the spec's seed: a sweep is as reproducible as its runs."""
+    spec = write_tiny(tmp_path)
+    args = ["--param", "train.optimizer.lr={loguniform: [1.0e-4, 1.0e-2]}", "--metric", "test.recon", "--trials", "3"]
+    proposed = []
+    for name in ("a", "b"):
+        out = str(tmp_path / name)
+        assert main(["sweep", spec, "--out", out, "--quiet", *args]) == 0
+        proposed.append([(t.params, t.value) for t in trials(out)])
+    assert proposed[0] == proposed[1]
+    assert len({p["train.optimizer.lr"] for p, _ in proposed[0]}) == 3

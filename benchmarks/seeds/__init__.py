@@ -16,6 +16,7 @@ import io
 import json
 import os
 import pkgutil
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +37,7 @@ class Context:
         from latentspec.cli import main
 
         shown = [os.path.relpath(a, ROOT) if os.path.isabs(a) and a.startswith(ROOT) else a for a in argv]
-        self.commands.append("latentspec " + " ".join(shown))
+        self.commands.append("latentspec " + shlex.join(shown))  # replayable in a shell
         with contextlib.redirect_stdout(io.StringIO()):
             rc = main(list(argv))
         if rc != 0:

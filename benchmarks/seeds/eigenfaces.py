@@ -25,6 +25,16 @@ def _component_grid(spec_run: str, path: str, n: int) -> None:
     save_png(path, grid(images, ncol=min(10, n)))
 
 
+def _mean_image_mse(run: str) -> float:
+    """The baseline k = 0: every test face reconstructed as the mean training face."""
+    from latentspec.data.pipeline import SplitData
+    from latentspec.run import load_run
+
+    spec, _ = load_run(run)
+    train, test = (SplitData.build(spec, part).fields["x"].double() for part in ("train", "test"))
+    return float(((test - train.mean(0)) ** 2).mean())
+
+
 @register(
     "eigenfaces",
     "Eigenfaces; a linear AE learns the PCA subspace",
@@ -46,7 +56,9 @@ def eigenfaces(ctx: Context) -> dict[str, Any]:
     _component_grid(lae, lae_png, 10)
     with open(os.path.join(lae, "metrics.jsonl")) as f:
         epochs = [r for r in map(json.loads, f) if r["kind"] == "epoch"]
+    mean_mse = _mean_image_mse(lae)
     numbers = {
+        "mean_image_test_mse": mean_mse,
         "pca_test_mse": {str(k): v for k, v in mse.items()},
         "linear_ae": {
             "k": ev["pca"]["k"],
@@ -59,6 +71,7 @@ def eigenfaces(ctx: Context) -> dict[str, Any]:
         },
     }
     rows = [
+        ("mean training face as every test face's reconstruction (k = 0): test MSE", f"{mean_mse:.4g}", None),
         ("PCA test MSE at k = " + ", ".join(map(str, EIGEN_KS)), ", ".join(f"{mse[k]:.4g}" for k in EIGEN_KS), None),
         *claim_rows(claims),
     ]

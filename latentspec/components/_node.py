@@ -63,6 +63,9 @@ class Context:
     outputs: tuple[str, ...]
     in_info: tuple[TensorInfo, ...]
     latents: dict[str, LatentInfo] = dataclasses.field(default_factory=dict)
+    #: when building a term: the trained runs its ``run_params`` name, loaded by the caller
+    #: (latentspec.run.build_term), parameter -> compiled model with its weights
+    runs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def in_shapes(self) -> tuple[Shape, ...]:
@@ -125,6 +128,8 @@ class TermComponent(Component, abc.ABC):
     #: The distribution the reconstruction parametrises: "bernoulli" (logits), "gaussian"
     #: (a mean), or None (a distance, or not a likelihood).
     distribution: ClassVar[str | None] = None
+    #: Parameters that name a trained run directory; ``build`` finds each loaded in ``ctx.runs``.
+    run_params: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def distribution_of(cls, cfg: Any) -> str | None:

@@ -176,10 +176,12 @@ class LaplacianL1(TermComponent):
 
     Lap1 = Σ_j w_j · mean |L^j(x̂) − L^j(x)|, the mean over each level's elements (C·H_j·W_j);
     the pyramid blurs with a 5×5 binomial kernel and subsamples by 2, L^j = G^j − up(G^{j+1})
-    and the last level is the blurred residual. Default w_j = 2^(2j) on the level means, as
-    PAPERS.md writes the formula. Note the paper's ‖·‖₁ sums over pixels and level j has 4^(−j)
-    of level 0's pixels, so its Σ_j 2^(2j) ‖·‖₁ equals N_0 · Σ_j mean_j: `weights: [1, 1, 1]`
-    reproduces that balance. Sources differ on the exponent's sign; ``weights`` chooses.
+    and the last level is the blurred residual. Default w_j = 1 on the level means: the paper's
+    Σ_j 2^(2j) ‖·‖₁ sums over pixels and level j has 4^(−j) of level 0's pixels, so it equals
+    N_0 · Σ_j mean_j. Sources differ on the exponent's sign; ``weights`` chooses (e.g.
+    ``[1, 4, 16]`` for 2^(2j) on the means). Settled by `python -m benchmarks.reproduce glo`:
+    GLO on MNIST (d = 100, benchmarks/results/glo.json) reaches a held-out inversion MSE of
+    0.0019 with weights 1 each against 0.0040 with 2^(2j).
     """
 
     roles = _RECON
@@ -189,15 +191,16 @@ class LaplacianL1(TermComponent):
             "weights",
             "floats",
             None,
-            "per-level weights on the level means (default 2^(2j), j = 0 … levels − 1)",
-            default_doc="[4^j for j < levels]",
+            "per-level weights on the level means (default 1 each: the paper's per-pixel sums, "
+            "Σ_j 2^(2j) ‖·‖₁; benchmarks/results/glo.json compares them with 2^(2j) on the means)",
+            default_doc="1 each",
         ),
     )
 
     def weights(self, ctx: Context) -> list[float]:
         levels, weights = ctx.cfg["levels"], ctx.cfg["weights"]
         if weights is None:
-            return [4.0**j for j in range(levels)]
+            return [1.0] * levels
         if len(weights) != levels:
             raise ShapeError(f"laplacian_l1: {len(weights)} weights for {levels} levels")
         return list(weights)
@@ -219,28 +222,47 @@ class LaplacianL1(TermComponent):
 
 @TERMS.register("perceptual")
 class Perceptual(TermComponent):
-    """Perceptual loss (Chen & Koltun 2017) with a frozen feature net Φ from a local file.
+    """Perceptual loss (Chen & Koltun 2017) through a frozen feature net Φ.
 
-    L = pixel_weight · mean|x̂ − x| + Σ_l λ_l · mean|Φ_l(x̂) − Φ_l(x)|, in [x_hat, x]. Φ:
-    [conv 3×3 → ReLU] blocks of widths ``channels``, 2×2 average pooling between blocks,
-    weights ``blocks.{i}.weight``/``bias`` from a .safetensors file; grayscale images are
-    repeated to the net's input channels.
+    L = pixel_weight · mean|x̂ − x| + Σ_l λ_l · mean|Φ_l(x̂) − Φ_l(x)|, in [x_hat, x]. Φ is
+    either ``weights``, a .safetensors file of [conv 3×3 → ReLU] blocks of widths ``channels``
+    with 2×2 average pooling between blocks (keys ``blocks.{i}.weight``/``bias``), or ``run``, a
+    trained run directory whose conv_encoder ``node`` (e.g. a classifier's) gives one feature
+    map per conv block, then its linear output when it has one. Grayscale images are repeated
+    to the net's input channels.
     """
 
     roles = _RECON
+    run_params = ("run",)
     params = (
-        Param("weights", "str", doc="path of the .safetensors file of the feature net"),
-        Param("channels", "ints", doc="widths of the conv blocks", minimum=1, maximum=MAX_DIM),
+        Param("weights", "str", None, "path of the .safetensors file of the feature net", default_doc="none"),
+        Param(
+            "channels",
+            "ints",
+            None,
+            "widths of the conv blocks (with `weights`)",
+            minimum=1,
+            maximum=MAX_DIM,
+            default_doc="none",
+        ),
+        Param("run", "str", None, "a trained run directory whose conv_encoder is the feature net", default_doc="none"),
+        Param("node", "str", None, "with `run`: its conv_encoder node", default_doc="its first conv_encoder"),
         Param("layers", "ints", None, "blocks whose outputs are compared (default: all)", default_doc="all"),
         Param("layer_weights", "floats", None, "lambda_l per compared block (default 1)", default_doc="1 each"),
         Param("pixel_weight", "float", 1.0, "weight of the pixel L1 term", minimum=0),
     )
 
-    def _layers(self, ctx: Context) -> tuple[list[int], list[float]]:
+    def _source(self, ctx: Context) -> None:
         cfg = ctx.cfg
-        n = len(cfg["channels"])
-        if n == 0:
+        if (cfg["weights"] is None) == (cfg["run"] is None):
+            raise ShapeError("perceptual needs one feature net: `weights` (a file) or `run` (a trained run)")
+        if cfg["weights"] is not None and not cfg["channels"]:
             raise ShapeError("perceptual needs at least one entry in `channels`")
+        if cfg["run"] is not None and cfg["channels"] is not None:
+            raise ShapeError("perceptual: `channels` describes a `weights` file; a `run` brings its own")
+
+    def _layers(self, ctx: Context, n: int) -> tuple[list[int], list[float]]:
+        cfg = ctx.cfg
         layers = list(range(n)) if cfg["layers"] is None else list(cfg["layers"])
         bad = [i for i in layers if not 0 <= i < n]
         if bad:
@@ -251,18 +273,27 @@ class Perceptual(TermComponent):
         return layers, list(weights)
 
     def infer(self, ctx: Context) -> None:
-        self._layers(ctx)
+        self._source(ctx)
+        if ctx.cfg["weights"] is not None:  # a run's block count is known when it is loaded
+            self._layers(ctx, len(ctx.cfg["channels"]))
         _image_pair(ctx, "perceptual")
 
     def build(self, ctx: Context) -> Any:
         from latentspec.nn import terms as T
 
-        layers, weights = self._layers(ctx)
-        net = T.load_feature_net(ctx.cfg["weights"], ctx.cfg["channels"])
+        self._source(ctx)
+        if ctx.cfg["run"] is not None:
+            if "run" not in ctx.runs:
+                raise ShapeError(f"perceptual: run {ctx.cfg['run']} was not loaded (build the term with build_term)")
+            net = T.run_features(ctx.runs["run"], ctx.cfg["run"], ctx.cfg["node"])
+        else:
+            net = T.load_feature_net(ctx.cfg["weights"], ctx.cfg["channels"])
+        layers, weights = self._layers(ctx, net.n_features)
         shape = _image_pair(ctx, "perceptual")
-        c_net = net.blocks[0].in_channels
-        if shape is not None and shape[0] not in (1, c_net):
-            raise ShapeError(f"perceptual: the feature net takes {c_net} channels, the images have {shape[0]}")
+        if shape is not None and shape[0] not in (1, net.in_channels):
+            raise ShapeError(
+                f"perceptual: the feature net takes {net.in_channels} channels, the images have {shape[0]}"
+            )
         return T.Perceptual(net, layers, weights, ctx.cfg["pixel_weight"])
 
 
@@ -327,13 +358,42 @@ class HingeUpdate(TermComponent):
         return T.HingeUpdate(ctx.cfg["lambda"])
 
 
+@TERMS.register("point_distance")
+class PointDistance(_Pair):
+    """Mean distance between corresponding points, in [prediction, target]: each example's
+    elements taken `dims` at a time as points (x0, y0, x1, y1, …), mean over points and batch
+    of scale·‖x̂_j − x_j‖₂. The mean joint error of pose estimation; `scale` converts to the
+    unit reported (e.g. 32: pixels of `hands`' 64-pixel `joints_flat`, which spans [-1, 1])."""
+
+    params = (
+        Param("dims", "int", 2, "coordinates per point", minimum=1),
+        Param("scale", "float", 1.0, "units of the reported distance per unit of the inputs", minimum=0),
+    )
+
+    def infer(self, ctx: Context) -> None:
+        _same_numel(ctx, "point_distance")
+        shape = next((s for s in ctx.in_shapes if s is not None), None)
+        if shape is not None and math.prod(shape) % ctx.cfg["dims"]:
+            raise ShapeError(
+                f"point_distance: '{input_name(ctx, 0)}' holds {math.prod(shape)} elements per example, "
+                f"not a multiple of dims {ctx.cfg['dims']}"
+            )
+
+    def build(self, ctx: Context) -> Any:
+        from latentspec.nn import terms as T
+
+        return T.PointDistance(ctx.cfg["dims"], ctx.cfg["scale"])
+
+
 @TERMS.register("imle")
 class IMLE(TermComponent):
     """Implicit maximum-likelihood estimation (GLANN stage 2), in [z_gen, z].
 
     z_gen has batch B·m, m candidates per target z_t (rows grouped per target):
     L = mean_t ‖z_t − ẑ_{t,i*}‖², i* = argmin_i ‖z_t − ẑ_{t,i}‖² (no gradient through the
-    choice).
+    choice). With ``pool: true`` each target takes its nearest among all B·m candidates of the
+    batch, as in Li & Malik's IMLE and GLANN, where every code picks its nearest of one set of
+    generated samples (the paper draws one set per epoch; here one per batch).
     """
 
     params = (
@@ -345,6 +405,7 @@ class IMLE(TermComponent):
             minimum=1,
             default_doc="batch of z_gen / batch of z",
         ),
+        Param("pool", "bool", False, "choose among all the batch's candidates, not only the target's own m"),
     )
 
     def infer(self, ctx: Context) -> None:
@@ -353,7 +414,7 @@ class IMLE(TermComponent):
     def build(self, ctx: Context) -> Any:
         from latentspec.nn import terms as T
 
-        return T.IMLE(ctx.cfg["candidates"])
+        return T.IMLE(ctx.cfg["candidates"], ctx.cfg["pool"])
 
 
 @TERMS.register("l2_penalty")

@@ -17,6 +17,7 @@ from latentspec.components._registry import Param
 from latentspec.data import procedural  # noqa: F401  (registers shapes, hands, faces)
 from latentspec.data._base import ArrayInfo, DatasetSpec
 from latentspec.errors import DataError
+from latentspec_runtime._images import npy_problem
 
 
 def _info_of(arr_shape: tuple, dtype: np.dtype, name: str) -> ArrayInfo:
@@ -98,16 +99,6 @@ class Npz(_PathDataset):
         if len(set(lengths.values())) > 1:
             raise DataError(f"arrays of {self._path(cfg)} differ in length: {lengths}")
         return arrays
-
-
-def npy_problem(exc: BaseException) -> str:
-    """Why NumPy could not read a file, without numpy's advice to enable pickle."""
-    text = str(exc)
-    if isinstance(exc, EOFError) or not text:
-        return "the file is empty or cut short"
-    if "pickle" in text or "Object arrays" in text:
-        return "it holds Python objects or is not a NumPy file; only plain numeric arrays are read, never pickles"
-    return text.splitlines()[0][:200]
 
 
 _IDX_DTYPES = {

@@ -45,6 +45,16 @@ def array_infos(spec: Spec) -> dict:
     return spec.data.dataset.instance.arrays(_dataset_cfg(spec))
 
 
+def block_size(spec: Spec) -> int | None:
+    """Rows per fixed-factor block when the sampler renders the data in blocks (``fixed_factors``),
+    else None. Such a block is one batch wherever a training graph runs, in evaluation too:
+    ``clamp_latents`` reads the whole batch (its mean or first row, and the group that varies)."""
+    d = spec.data
+    if not d.sampler.component.grouped:
+        return None
+    return d.sampler.config.get("batch") or d.batch
+
+
 def load_arrays(spec: Spec) -> dict[str, np.ndarray]:
     """The dataset's arrays (rendered in fixed-factor blocks for the fixed_factors sampler)."""
     d = spec.data
@@ -66,6 +76,43 @@ def _split_counts(spec: Spec, n: int) -> dict[str, int]:
     return counts
 
 
+def held_out_mask(arrays: dict[str, np.ndarray], held_out: dict) -> np.ndarray:
+    """Rows whose value of any named array lies in one of its closed intervals [lo, hi]."""
+    n = len(next(iter(arrays.values())))
+    mask = np.zeros(n, dtype=bool)
+    for name, intervals in held_out.items():
+        if name not in arrays or arrays[name].ndim != 1:
+            scalars = sorted(k for k, a in arrays.items() if a.ndim == 1)
+            raise DataError(
+                f"data.split.held_out: the dataset has no per-row value '{name}' (it has: {', '.join(scalars)})"
+            )
+        for lo, hi in intervals:
+            if lo > hi:
+                raise DataError(f"data.split.held_out.{name}: interval [{lo:g}, {hi:g}] has lo > hi")
+            mask |= (arrays[name] >= lo) & (arrays[name] <= hi)
+    return mask
+
+
+def _held_out_split(arrays: dict[str, np.ndarray], held_out: dict, order: np.ndarray, counts: dict[str, int]):
+    """train and val from the rows outside ``held_out``, test from the rows inside, each in the
+    seeded ``order``."""
+    mask = held_out_mask(arrays, held_out)
+    pools = {"inside": order[mask[order]], "outside": order[~mask[order]]}
+    out, start = {}, {"inside": 0, "outside": 0}
+    for k in ("train", "test", "val"):
+        if k not in counts:
+            continue
+        side = "inside" if k == "test" else "outside"
+        pool, i = pools[side], start[side]
+        if i + counts[k] > len(pool):
+            raise DataError(
+                f"data.split: {k} asks for {counts[k]} rows {side} held_out but only {len(pool) - i} are left there"
+            )
+        out[k] = np.sort(pool[i : i + counts[k]])
+        start[side] += counts[k]
+    return out
+
+
 def split_rows(spec: Spec) -> dict[str, np.ndarray]:
     """Row numbers of each split: a seeded permutation cut by counts (blocks kept whole when grouped)."""
     arrays = load_arrays(spec)
@@ -80,6 +127,10 @@ def split_rows(spec: Spec) -> dict[str, np.ndarray]:
         counts = {k: (v // block) * block for k, v in counts.items()}
     else:
         order = rng.permutation(n)
+    if d.split.get("held_out"):
+        if d.sampler.component.grouped:
+            raise DataError("data.split.held_out: a fixed_factors sampler keeps whole blocks; hold rows out without it")
+        return _held_out_split(arrays, d.split["held_out"], order, counts)
     out, start = {}, 0
     for k in ("train", "test", "val"):
         if k in counts:
@@ -220,9 +271,13 @@ class SplitData:
     def batches(
         self, spec: Spec, epoch: int, *, shuffle: bool = True, batch: int | None = None, shard: tuple[int, int] = (0, 1)
     ) -> list[dict]:
-        """The epoch's batches (same for the same seed and epoch), each {field: tensor}."""
+        """The epoch's batches (same for the same seed and epoch), each {field: tensor}. Unshuffled
+        (evaluation) batches of a fixed-factor sampler are its blocks, whatever ``batch``."""
         d = spec.data
         sampler = d.sampler if shuffle else SAMPLERS.choose("sequential")
+        block = block_size(spec)
+        if not shuffle and block is not None:  # whole fixed-factor blocks, never mixed (clamp_latents)
+            batch = block
         ctx = SamplerContext(
             self.sizes,
             batch or d.batch,

@@ -14,7 +14,7 @@ from typing import Any
 from latentspec.graph import Field, Placeholder, Plan
 from latentspec.run._inputs import class_names
 from latentspec.spec._model import EntrySpec, Spec
-from latentspec_runtime._atomic import write_text
+from latentspec_runtime._atomic import sha256_file, write_text
 
 FORMAT = "latentspec.bundle"
 FORMAT_VERSION = 1
@@ -34,14 +34,6 @@ def plain_permissions(path: str) -> None:
     """The permissions an ordinary mkdir() would give a folder (mkdtemp's are 0700); files get
     0644 from the atomic-write helper."""
     os.chmod(path, 0o777 & ~_umask())
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_hashes(root: str) -> dict[str, str]:

@@ -90,8 +90,31 @@ def decompositions() -> dict:
 # -- per-example losses --------------------------------------------------------------------------
 
 
+def _bce_with_logits(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    pos_weight: Tensor | None = None,
+) -> tuple[Tensor, str]:
+    """``F.binary_cross_entropy_with_logits`` per element, (1 − x)·ℓ + w_x·softplus(−ℓ), in ops the
+    ONNX exporter translates, and its reduction. Under ``torch.func.grad`` ATen's composite kernel
+    is traced as is, and it builds 1 − x as ``empty_permuted`` + ``full_like`` + in-place ops:
+    ``aten.empty_permuted`` has no ONNX translation (a `bernoulli_nll` term in an `optimize:` entry
+    failed to export)."""
+    if size_average is not None or reduce is not None:
+        reduction = torch.nn._reduction.legacy_get_string(size_average, reduce)
+    softplus_neg = torch.clamp(-input, min=0) + torch.log1p(torch.exp(-torch.abs(input)))  # −log σ(ℓ), stable
+    log_weight = 1.0 if pos_weight is None else (pos_weight - 1) * target + 1
+    loss = input - input * target + log_weight * softplus_neg
+    return (loss if weight is None else loss * weight), reduction
+
+
 class _PerExample(TorchFunctionMode):
-    """While a term runs: a mean over a whole (B, ...) tensor becomes its mean per example (B,)."""
+    """While a term runs: a mean over a whole (B, ...) tensor becomes its mean per example (B,);
+    BCE with logits is written out (:func:`_bce_with_logits`) so that its gradient exports."""
 
     _LOSSES = frozenset(
         {
@@ -117,6 +140,11 @@ class _PerExample(TorchFunctionMode):
         ):
             x = args[0]
             return x.reshape(x.shape[0], -1).mean(1)
+        if func is F.binary_cross_entropy_with_logits:
+            x, reduction = _bce_with_logits(*args, **kwargs)
+            if reduction == "mean":
+                return x.reshape(x.shape[0], -1).mean(1)
+            return x.sum() if reduction == "sum" else x
         if func in self._LOSSES and kwargs.get("reduction", "mean") == "mean":
             x = func(*args, **{**kwargs, "reduction": "none"})
             return x.reshape(x.shape[0], -1).mean(1)

@@ -288,22 +288,31 @@ class LatentTable(nn.Module):
     ) -> None:
         super().__init__()
         self.project, self.radius = project, radius
-        weight = torch.randn(size, dim) * init_scale if init == "normal" else torch.zeros(size, dim)
+        weight = torch.randn(size, dim).mul_(init_scale) if init == "normal" else torch.zeros(size, dim)
         self.weight = nn.Parameter(weight)
+        #: the lookup's gradient holds only the batch's rows (the trainer sets it when a row-wise
+        #: optimizer updates the table: a step costs O(batch × dim), not O(size × dim))
+        self.sparse = False
         if init == "normal":
             self.project_()
 
     def forward(self, index: Tensor) -> Tensor:
-        return F.embedding(index, self.weight)  # (B, dim)
+        return F.embedding(index, self.weight, sparse=self.sparse)  # (B, dim)
 
     @torch.no_grad()
-    def project_(self) -> None:
-        """In place: unit_l2 → w/‖w‖ (zero rows stay zero); l2_ball → w·min(1, r/‖w‖)."""
-        norm = self.weight.norm(dim=1, keepdim=True)
+    def project_(self, rows: Tensor | None = None) -> None:
+        """In place: unit_l2 → w/‖w‖ (zero rows stay zero); l2_ball → w·min(1, r/‖w‖). ``rows``:
+        only these rows (the ones a row-wise step changed)."""
+        if self.project not in ("unit_l2", "l2_ball"):
+            return
+        w = self.weight if rows is None else self.weight[rows]
+        norm = w.norm(dim=1, keepdim=True)
         if self.project == "unit_l2":
-            self.weight.div_(norm.clamp_min(1e-12))
-        elif self.project == "l2_ball":
-            self.weight.mul_((self.radius / norm.clamp_min(1e-12)).clamp(max=1.0))
+            w = w.div_(norm.clamp_min(1e-12))
+        else:
+            w = w.mul_((self.radius / norm.clamp_min(1e-12)).clamp(max=1.0))
+        if rows is not None:
+            self.weight.index_copy_(0, rows, w)
 
     @torch.no_grad()
     def init_from(self, codes: Tensor) -> None:

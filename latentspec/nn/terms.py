@@ -139,6 +139,14 @@ class FeatureNet(nn.Module):
         widths = [in_channels, *channels]
         self.blocks = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in itertools.pairwise(widths))
 
+    @property
+    def in_channels(self) -> int:
+        return self.blocks[0].in_channels
+
+    @property
+    def n_features(self) -> int:
+        return len(self.blocks)
+
     def forward(self, x: Tensor) -> list[Tensor]:
         features = []
         for i, conv in enumerate(self.blocks):
@@ -170,6 +178,52 @@ def load_feature_net(path: str, channels: Sequence[int]) -> FeatureNet:
     return net.eval()
 
 
+class RunFeatures(nn.Module):
+    """A trained conv_encoder as a frozen feature net: the output of each conv block (after its
+    norm and activation), then the linear output when the encoder has one."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.blocks = len(encoder.convs) // 3  # [conv, norm, activation] per block
+        self.encoder.requires_grad_(False)
+        self.encoder.eval()
+
+    @property
+    def in_channels(self) -> int:
+        return self.encoder.convs[0].in_channels
+
+    @property
+    def n_features(self) -> int:
+        return self.blocks + (self.encoder.fc is not None)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        features = []
+        for i, layer in enumerate(self.encoder.convs):
+            x = layer(x)
+            if i % 3 == 2:
+                features.append(x)
+        if self.encoder.fc is not None:
+            features.append(self.encoder.fc(x.flatten(1)))
+        return features
+
+
+def run_features(model: nn.Module, run: str, node: str | None) -> RunFeatures:
+    """The frozen conv_encoder ``node`` (default: the first) of ``model``, run ``run``'s trained
+    model (a CompiledModel: one attribute of ``model.layers`` per node)."""
+    from latentspec.errors import RunError
+    from latentspec.nn.modules import ConvEncoder
+
+    encoders = [n for n in model.spec.nodes if isinstance(getattr(model.layers, n, None), ConvEncoder)]
+    if node is None and not encoders:
+        raise RunError(f"perceptual: run {run} has no conv_encoder node to take features from")
+    node = node if node is not None else encoders[0]
+    if node not in encoders:
+        have = f"its conv_encoder nodes are: {', '.join(encoders)}" if encoders else "it has no conv_encoder node"
+        raise RunError(f"perceptual: run {run} has no conv_encoder node '{node}'; {have}")
+    return RunFeatures(getattr(model.layers, node).cpu())
+
+
 class Perceptual(nn.Module):
     """L = λ_px · mean|x̂ − x| + Σ_l λ_l · mean|Φ_l(x̂) − Φ_l(x)| (Chen & Koltun 2017), Φ a
     frozen feature net; grayscale images are repeated to the net's input channels."""
@@ -185,7 +239,7 @@ class Perceptual(nn.Module):
         self.net = net
         self.layers, self.layer_weights = list(layers), [float(w) for w in layer_weights]
         self.pixel_weight = pixel_weight
-        self.in_channels = net.blocks[0].in_channels
+        self.in_channels = net.in_channels
 
     def train(self, mode: bool = True) -> Perceptual:
         super().train(mode)
@@ -246,18 +300,37 @@ class HingeUpdate(nn.Module):
         return F.relu(after - self.lam * before).mean()
 
 
+class PointDistance(nn.Module):
+    """mean_b mean_j scale·‖x̂_j − x_j‖₂ over the points j of ``dims`` coordinates each."""
+
+    def __init__(self, dims: int = 2, scale: float = 1.0) -> None:
+        super().__init__()
+        self.dims, self.scale = dims, scale
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        diff = (pred.reshape_as(target) - target).reshape(len(target), -1, self.dims)  # (B, J, dims)
+        return self.scale * torch.linalg.vector_norm(diff, dim=2).mean()
+
+
 class IMLE(nn.Module):
     """mean_t min_i ‖z_t − ẑ_{t,i}‖² over the m candidates ẑ_{t,·} generated for target t
-    (the choice takes no gradient; rows of z_gen grouped per target)."""
+    (the choice takes no gradient; rows of z_gen grouped per target); with ``pool``, over all
+    B·m candidates of the batch instead."""
 
-    def __init__(self, candidates: int | None = None) -> None:
+    def __init__(self, candidates: int | None = None, pool: bool = False) -> None:
         super().__init__()
         self.candidates = candidates
+        self.pool = pool
 
     def forward(self, z_gen: Tensor, z: Tensor) -> Tensor:
-        m = self.candidates or z_gen.shape[0] // z.shape[0]
-        cand = z_gen.reshape(z.shape[0], m, -1)  # (B, m, d)
-        dist = ((cand - z.reshape(z.shape[0], 1, -1)) ** 2).sum(2)  # (B, m)
+        b = z.shape[0]
+        m = self.candidates or z_gen.shape[0] // b
+        z = z.reshape(b, 1, -1)
+        if self.pool:
+            cand = z_gen.reshape(1, b * m, -1)  # (1, B·m, d): one pool for every target
+        else:
+            cand = z_gen.reshape(b, m, -1)  # (B, m, d)
+        dist = ((cand - z) ** 2).sum(2)  # (B, m) or (B, B·m)
         best = dist.detach().argmin(1, keepdim=True)  # (B, 1)
         return dist.gather(1, best).mean()
 

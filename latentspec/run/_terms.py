@@ -16,8 +16,15 @@ if TYPE_CHECKING:
 
 def build_term(spec: Spec, t: TermSpec) -> torch.nn.Module:
     """The module that computes term ``t`` from its input tensors."""
-    ctx = Context(t.name, t.cfg, t.inputs, (), tuple(spec.infos.get(x, TensorInfo()) for x in t.inputs), spec.latents)
-    return TERMS[t.term]().build(ctx)
+    comp = TERMS[t.term]()
+    runs = {}
+    for p in comp.run_params:  # e.g. a perceptual loss through a trained classifier's features
+        if t.cfg.get(p) is not None:
+            from latentspec.run._load import load_run
+
+            runs[p] = load_run(t.cfg[p])[1]
+    infos = tuple(spec.infos.get(x, TensorInfo()) for x in t.inputs)
+    return comp.build(Context(t.name, t.cfg, t.inputs, (), infos, spec.latents, runs))
 
 
 def term_weight(t: TermSpec, step: int, epoch: float) -> float:

@@ -8,7 +8,6 @@ non-tensor state, metrics). No pickle anywhere.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from latentspec._finite import strict_json_loads
 from latentspec.errors import RunError, write_error
-from latentspec_runtime._atomic import atomic_open, atomic_path
+from latentspec_runtime._atomic import atomic_open, atomic_path, sha256_file
 from latentspec_runtime._atomic import write_text as atomic_write_text  # noqa: F401  (the trainer's name for it)
 
 
@@ -59,14 +58,6 @@ def set_rng_state(g: torch.Generator, s: str) -> None:
         g.set_state(torch.from_numpy(np.frombuffer(base64.b64decode(s, validate=True), dtype=np.uint8).copy()))
     except (TypeError, ValueError, RuntimeError, binascii.Error) as exc:
         raise RunError(f"the checkpoint's RNG state is corrupt ({_short(exc)})") from None
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save(folder: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, state: dict) -> None:

@@ -29,11 +29,12 @@ if TYPE_CHECKING:
 
 #: The accepted forms of ``--direction``, for help texts and error messages.
 FORMS = (
-    "NAME=FIELD:A:B (mean code of the training rows with FIELD = B minus those with FIELD = A), "
+    "NAME=FIELD:A:B (mean code of the training rows with FIELD = B minus those with FIELD = A; "
+    "A or B may be a range LO..HI of a continuous field), "
     "NAME=group:GROUP (a latent group: +1 of its factor when calibrated, else its code unit), "
     "NAME=unit:K (code unit K)"
 )
-EXAMPLES = "e.g. one_to_seven=y:1:7, turn=group:yaw, u3=unit:3"
+EXAMPLES = "e.g. one_to_seven=y:1:7, gaze_right=gaze_x:-1..-0.5:0.5..1, turn=group:yaw, u3=unit:3"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +93,20 @@ def code_latent(spec: Spec) -> str | None:
     return code if code in spec.latents else None
 
 
+def _select(values: np.ndarray, field: str, v: str) -> np.ndarray:
+    """The rows whose ``field`` equals ``v``, or lies in ``LO..HI`` (both ends included)."""
+    lo, dots, hi = v.partition("..")
+    try:
+        if dots:
+            return (values >= float(lo)) & (values <= float(hi))
+        return values == type(values.flat[0].item())(v)
+    except ValueError:
+        raise RunError(f"direction: {v!r} is not a value (or a range LO..HI) of field '{field}'") from None
+
+
 def direction(spec: Spec, model, field: str, a: str, b: str) -> np.ndarray:
-    """Mean code of the training examples whose ``field`` equals b, minus that of a."""
+    """Mean code of the training examples whose ``field`` equals b, minus that of a; a or b may
+    be a range ``LO..HI`` (e.g. ``0.5..1`` of a continuous factor field)."""
     from latentspec.data.pipeline import SplitData
 
     if field not in spec.data.fields:
@@ -105,10 +118,7 @@ def direction(spec: Spec, model, field: str, a: str, b: str) -> np.ndarray:
         raise RunError(f"direction: field '{field}' must hold one value per example (a label or a factor)")
     out = []
     for v in (a, b):
-        try:
-            sel = values == type(values.flat[0].item())(v)
-        except ValueError:
-            raise RunError(f"direction: {v!r} is not a value of field '{field}'") from None
+        sel = _select(values, field, v)
         if not sel.any():
             raise RunError(f"direction: no training example has {field} = {v}")
         out.append(z[sel].mean(0))

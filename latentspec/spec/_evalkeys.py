@@ -161,6 +161,40 @@ def decoder_of_field(spec: Spec) -> tuple[str, str, str] | None:
 
 
 @dataclasses.dataclass(frozen=True)
+class Refinement:
+    """What `eval` reports per iteration of a `refine` entry's loop: the objective terms that
+    compare the loop's output with data fields, after 0 (the loop's initial state), 1, …,
+    default + 1 iterations."""
+
+    entry: str
+    output: str  # the entry's output the loop produces
+    terms: tuple[str, ...]
+    iterations: tuple[int, ...]
+
+
+def refinement_of(spec: Spec) -> Refinement | None:
+    """The refinement report of a spec whose `refine` entry maps data fields to a loop's
+    output that held-out terms compare with data fields (the feedback loop's pose error)."""
+    e = spec.entry_of_kind("refine")
+    if e is None or e.optimize or any(t not in spec.data.fields for t in e.inputs):
+        return None
+    loop = next((n for n in spec.nodes.values() if n.body is not None and set(n.outputs) & set(e.outputs)), None)
+    if loop is None:
+        return None
+    out = next(t for t in e.outputs if t in loop.outputs)
+    terms = tuple(
+        name
+        for name in held_out_terms(spec, tuple(spec.objective))
+        if out in spec.objective[name].inputs
+        and all(t == out or t in spec.data.fields for t in spec.objective[name].inputs)
+    )
+    if not terms:
+        return None
+    default = e.iterations if e.iterations is not None else int(loop.cfg.get("steps", 2))
+    return Refinement(e.name, out, terms, tuple(range(default + 2)))
+
+
+@dataclasses.dataclass(frozen=True)
 class EvalKey:
     """One value `latentspec eval` writes: its dotted path in eval.json (``*`` matches any one
     name), the flag that asks for it (None: always written), whether it is a number, what it is."""
@@ -189,8 +223,6 @@ def eval_keys(spec: Spec) -> tuple[EvalKey, ...]:
     if find_vae(spec) is not None:
         keys += [
             EvalKey("test.neg_elbo", None, True, "−ELBO per example, nats"),
-            EvalKey("test.neg_elbo_recon", None, True, "−log p(x|z) of neg_elbo's posterior draw, nats"),
-            EvalKey("test.neg_elbo_kl", None, True, "KL(q(z|x) ‖ p(z)) of neg_elbo, nats"),
             EvalKey("test.neg_elbo_recon", None, True, "the −ELBO's reconstruction part, −E log p(x|z), nats"),
             EvalKey("test.neg_elbo_kl", None, True, "the −ELBO's KL(q(z|x) ‖ p(z)) part, nats"),
             EvalKey("test.active_units", None, True, "latent units whose posterior mean varies (Cov > 0.01)"),
@@ -213,6 +245,21 @@ def eval_keys(spec: Spec) -> tuple[EvalKey, ...]:
             "sample quality against the test images (docs/metrics.md)",
         )
         keys += _keys("sample_quality.features.", ("run", "tensor", "input"), flag, "the feature network", False)
+        entries = sampling_entries(spec)
+        for name in entries if len(entries) > 1 else ():
+            keys += _keys(
+                f"sample_quality.entries.{name}.",
+                ("fd", "kid", "kid_std", "precision", "recall", "k", "real", "generated"),
+                flag,
+                f"sample quality of entry '{name}' (a spec with several entries that sample)",
+            )
+    if conditional_label(spec) is not None:
+        flag, c = "--class-fidelity CLASSIFIER_RUN", "class_fidelity."
+        doc = "samples drawn per asked class, classified by a classifier run (docs/metrics.md)"
+        keys += _keys(c, ("accuracy", "min_class_accuracy", "samples", "per_class_samples", "real_accuracy"), flag, doc)
+        keys.append(EvalKey(f"{c}per_class.{ANY}", flag, True, "the fraction of class c's samples classified as c"))
+        keys += _keys(c, ("field", "confusion"), flag, "the label asked for; rows asked, columns classified", False)
+        keys += _keys(f"{c}classifier.", ("run", "entry", "input", "classes"), flag, "the classifier", False)
     dataset = getattr(spec.data.dataset, "instance", None)
     if getattr(dataset, "procedural", False):
         flag = "--disentanglement"
@@ -230,6 +277,12 @@ def eval_keys(spec: Spec) -> tuple[EvalKey, ...]:
         doc = "the decode entry against PCA of its data field with as many components as the code"
         keys += _keys("pca.", ("k", "test_mse", "cos_min", "cos_mean"), "--pca", doc)
         keys += _keys("pca.", ("cosines", "entry", "field"), "--pca", doc, False)
+    r = refinement_of(spec)
+    if r is not None:
+        keys.append(EvalKey("refinement.entry", None, False, "the `refine` entry measured per iteration"))
+        for t in r.terms:
+            doc = f"term '{t}' on the test split with the `{r.entry}` entry's loop run K times (0: its start)"
+            keys += _keys(f"refinement.{t}.", map(str, r.iterations), None, doc)
     for name in amortised_entries(spec):
         a = f"amortisation.{name}."
         doc = f"the amortisation gap of entry '{name}'"
@@ -241,12 +294,39 @@ def eval_keys(spec: Spec) -> tuple[EvalKey, ...]:
     return tuple(keys)
 
 
+def sampling_entries(spec: Spec) -> list[str]:
+    """The entries `eval --features` draws from: the main sampling entry (the one of kind
+    ``sample``, else the first with no inputs) first, then every other entry with no inputs
+    and no `optimize:`. Empty when nothing samples."""
+    free = [name for name, e in spec.export.items() if not e.inputs and not e.optimize]
+    main = spec.entry_of_kind("sample")
+    first = main.name if main is not None else (free[0] if free else None)
+    return [] if first is None else [first, *(name for name in free if name != first)]
+
+
+def conditional_label(spec: Spec) -> str | None:
+    """The class label that the spec's sampling entry takes as its one input (a conditional
+    generator's ``y``), or None. The sampling entry: the one of kind ``sample``, else one with
+    no inputs (as ``latentspec sample`` picks it)."""
+    e = spec.entry_of_kind("sample") or next((s for s in spec.export.values() if not s.inputs and not s.optimize), None)
+    if e is None or e.optimize or len(e.inputs) != 1:
+        return None
+    info = spec.infos.get(e.inputs[0])
+    return e.inputs[0] if info is not None and info.dtype == "int64" and info.classes else None
+
+
 _VAE_KEYS = ("neg_elbo", "neg_elbo_recon", "neg_elbo_kl", "active_units", "latent_dim", "iwae_nll", "iwae_samples")
 _NEEDS = {
     "sample_quality": "`eval --features` needs an export entry that samples (`in: []`)",
     "disentanglement": "`eval --disentanglement` needs a dataset with ground-truth factors (shapes, hands, faces)",
     "pca": "`eval --pca` needs a `decode` entry from one vector code to a tensor shaped like a data field",
+    "class_fidelity": "`eval --class-fidelity` needs a sampling entry that takes one class label, "
+    "e.g. `sample: {in: [y], prior: [z], out: [x_mean]}`",
     "amortisation": "eval measures it for an `optimize:` entry over data fields whose code an encoder also produces",
+    "refinement": (
+        "eval measures it for a `refine` entry over data fields whose loop output a held-out term "
+        "compares with data fields"
+    ),
 }
 
 

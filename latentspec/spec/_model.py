@@ -89,6 +89,7 @@ class TrainSpec:
     samples_every: int
     log_every: int
     track: tuple = ()  # (tracker name, its config) pairs: the sinks the run streams to
+    table_updates: str = "rows"  # latent tables: "rows" (row-wise, lazy) or "dense" updates
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

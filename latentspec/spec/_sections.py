@@ -121,10 +121,30 @@ DATA = Section(
             "split",
             "any",
             {"train": 1.0},
-            "rows per part: a count, or a fraction (≤ 1) of the dataset",
+            "rows per part: a count, or a fraction (≤ 1) of the dataset; `held_out: {array: [[lo, hi], …]}`"
+            " keeps the rows whose array value lies in one of the closed intervals out of train and val,"
+            " and draws test from them only (e.g. views not seen in training)",
             schema={
                 "type": "object",
-                "properties": {"train": _COUNT, "test": _COUNT, "val": _COUNT},
+                "properties": {
+                    "train": _COUNT,
+                    "test": _COUNT,
+                    "val": _COUNT,
+                    "held_out": {
+                        "type": "object",
+                        "minProperties": 1,
+                        "additionalProperties": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {
+                                "type": "array",
+                                "items": {"type": "number"},
+                                "minItems": 2,
+                                "maxItems": 2,
+                            },
+                        },
+                    },
+                },
                 "additionalProperties": False,
                 "required": ["train"],
             },
@@ -266,6 +286,15 @@ TRAIN = Section(
         ),
         _p("amp", "bool", False, "mixed precision on CUDA"),
         _p("compile", "bool", False, "torch.compile the training graph"),
+        _p(
+            "table_updates",
+            "any",
+            "rows",
+            "latent tables: update only the batch's rows each step (rows: lazy Adam / SGD / Adagrad, "
+            "O(batch × dim)), or every row (dense: the dense optimizer, O(size × dim)); weight decay, "
+            "momentum and RMSprop always update densely",
+            choices=("rows", "dense"),
+        ),
         _p("eval_every", "int", 1, "epochs between test evaluations (0 = only at the end)", minimum=0),
         _p("samples_every", "int", 0, "epochs between sample grids (0 = none)", minimum=0),
         _p("log_every", "int", 10, "steps between per-step metric rows", minimum=1),

@@ -492,6 +492,7 @@ class Checker:
             stages=tuple(stages),
             amp=raw["amp"],
             compile=raw["compile"],
+            table_updates=raw["table_updates"],
             eval_every=raw["eval_every"],
             samples_every=raw["samples_every"],
             log_every=raw["log_every"],

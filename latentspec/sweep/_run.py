@@ -216,10 +216,13 @@ class Sweep:
             ) from None
         except Exception as exc:  # SQLAlchemy's connection errors: a bad URL, host or password
             raise SweepError(f"--storage {_redact(self.storage_url)}: cannot open the study storage: {exc}") from None
+        # Seeded by the spec's seed, so the same spec and options propose the same trials; each
+        # extra --worker process draws from its own stream (else workers would propose alike).
+        seed = (int(self.doc.data.get("seed", 0)) + (os.getpid() if self.opts.worker else 0)) % 2**32
         sampler = (
-            optuna.samplers.TPESampler(n_startup_trials=min(10, max(2, self.sweep.trials // 3)))
+            optuna.samplers.TPESampler(n_startup_trials=min(10, max(2, self.sweep.trials // 3)), seed=seed)
             if self.sweep.sampler == "tpe"
-            else optuna.samplers.RandomSampler()
+            else optuna.samplers.RandomSampler(seed=seed)
         )
         pruner = (
             optuna.pruners.MedianPruner(n_startup_trials=max(2, min(5, self.sweep.trials // 4)), n_warmup_steps=1)

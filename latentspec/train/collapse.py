@@ -55,16 +55,34 @@ def checked_terms(spec: Spec, names) -> list[str]:
     return out
 
 
-def eval_rows(data, n: int = ROWS) -> dict[str, torch.Tensor]:
-    """``n`` evenly spaced rows of every field of ``data`` (splits may be sorted by class)."""
+def eval_rows(data, n: int = ROWS, block: int | None = None) -> dict[str, torch.Tensor]:
+    """``n`` evenly spaced rows of every field of ``data`` (splits may be sorted by class); with
+    ``block`` (a fixed-factor sampler's, :func:`~latentspec.data.pipeline.block_size`) evenly
+    spaced whole blocks instead, enough to hold ``n`` rows (the split keeps its blocks whole)."""
     out = {}
     for names in data.groups.values():
         size = len(data.fields[names[0]])
-        idx = torch.from_numpy(np.linspace(0, size - 1, min(n, size)).round().astype(np.int64))
+        if block is not None and size >= block:
+            blocks = size // block
+            starts = np.linspace(0, blocks - 1, min(blocks, -(-n // block))).round().astype(np.int64) * block
+            idx = torch.from_numpy((starts[:, None] + np.arange(block)).reshape(-1))
+        else:
+            idx = torch.from_numpy(np.linspace(0, size - 1, min(n, size)).round().astype(np.int64))
         for f in names:
             out[f] = data.fields[f][idx]
     k = min(len(v) for v in out.values())
     return {f: v[:k] for f, v in out.items()}
+
+
+def forward_rows(gm, args, batch: dict[str, torch.Tensor], block: int | None) -> dict[str, torch.Tensor]:
+    """``gm(*args(batch))``, or with ``block`` one fixed-factor block of ``batch`` at a time, the
+    outputs concatenated: a training graph with ``clamp_latents`` reads its whole batch, so the
+    blocks of :func:`eval_rows` must not be mixed."""
+    n = len(next(iter(batch.values())))
+    if block is None or n <= block:
+        return gm(*args(batch))
+    parts = [gm(*args({f: v[i : i + block] for f, v in batch.items()})) for i in range(0, n, block)]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
 def constant_predictors(spec: Spec, name: str, train_target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -94,6 +112,7 @@ class CollapseCheck:
     sum: one of them alone may rightly trade off against the others."""
 
     def __init__(self, trainer) -> None:
+        from latentspec.data.pipeline import block_size
         from latentspec.train.trainer import held_out_terms
 
         self.trainer = trainer
@@ -108,8 +127,10 @@ class CollapseCheck:
             key: ("test" if test is not None and all(n in held for n in names) else "train")
             for key, names in self.groups.items()
         }
+        self.block = block_size(spec)
         self.rows = {
-            s: eval_rows(trainer.test_data if s == "test" else trainer.train_data) for s in set(self.split.values())
+            s: eval_rows(trainer.test_data if s == "test" else trainer.train_data, block=self.block)
+            for s in set(self.split.values())
         }
         self.previous: dict[tuple, float] = {}  # (stage, recon, target) -> last epoch's value
         self.previous_spread: dict[tuple, float] = {}  # ... and its reconstruction's spread
@@ -137,7 +158,9 @@ class CollapseCheck:
                 )
                 gm, plan = model.graph(needed, training=True)
                 g = torch.Generator().manual_seed((spec.seed + 7919) % 2**64)
-                outs = gm(*batch_args(model, plan, batch, g, tr.device))
+                outs = forward_rows(
+                    gm, lambda b, plan=plan, g=g: batch_args(model, plan, b, g, tr.device), batch, self.block
+                )
                 for key, names in mine.items():
                     rows += self._check_group(stage, epoch, key, names, outs, split)
         finally:

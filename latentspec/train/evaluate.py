@@ -122,6 +122,7 @@ def evaluate_run(
     samples: int | None = None,
     disentanglement: bool = False,
     pca: bool = False,
+    class_fidelity: str | None = None,
 ) -> dict:
     """Evaluate a run on its test split and write ``eval.json``.
 
@@ -129,13 +130,15 @@ def evaluate_run(
     (FD, KID, precision/recall of ``samples`` draws of the `sample` entry against the test
     images); ``disentanglement`` adds MIG, DCI, SAP and the FactorVAE score against the
     dataset's factors; ``pca`` compares the `decode` entry with PCA of its data field
-    (:mod:`latentspec.train.subspace`). The amortisation gap is reported whenever an `optimize:` entry has an
-    encoder for its code. See docs/metrics.md.
+    (:mod:`latentspec.train.subspace`); ``class_fidelity`` (a classifier run) classifies samples
+    drawn per class from a conditional sampling entry (:mod:`latentspec.train.class_fidelity`). The amortisation gap is reported whenever an `optimize:` entry has an
+    encoder for its code, and the error per loop iteration whenever a `refine` entry has terms on
+    its output (:mod:`latentspec.train.refinement`). See docs/metrics.md.
     """
     if feature_tensor and not features:
         raise RunError("--feature-tensor needs --features FEATURE_RUN")
-    if samples is not None and not features:
-        raise RunError("--samples needs --features FEATURE_RUN")
+    if samples is not None and not (features or class_fidelity):
+        raise RunError("--samples needs --features FEATURE_RUN or --class-fidelity CLASSIFIER_RUN")
     spec, model = load_run(run, which=which, device=device, allow_python=allow_python)
     if "test" not in spec.data.split:
         raise RunError("the spec's data.split has no test part to evaluate on")
@@ -174,6 +177,12 @@ def evaluate_run(
             tensor=feature_tensor,
             seed=(spec.seed + 15485863) % 2**64,
         )
+    if class_fidelity:
+        from latentspec.train.class_fidelity import class_fidelity_report
+
+        result["class_fidelity"] = class_fidelity_report(
+            spec, model, test, class_fidelity, samples=samples, seed=(spec.seed + 32452843) % 2**63, device=device
+        )
     if pca:
         from latentspec.train.subspace import pca_report
 
@@ -187,6 +196,11 @@ def evaluate_run(
     gap = amortisation_report(spec, model, test)
     if gap:
         result["amortisation"] = gap
+    from latentspec.train.refinement import refinement_report
+
+    refined = refinement_report(spec, model, test, torch.device(device))
+    if refined:
+        result["refinement"] = refined
     result["checkpoint"] = which
     import json
 

@@ -66,11 +66,13 @@ def sampling_entry(spec: Spec) -> EntrySpec:
     return e
 
 
-def sample_images(model: CompiledModel, n: int, seed: int = 0, inputs: dict[str, float] | None = None) -> np.ndarray:
-    """``n`` samples of the sampling entry; its other inputs (e.g. a class ``y``) are scalars
-    in ``inputs``, the same for all ``n``."""
+def sample_images(
+    model: CompiledModel, n: int, seed: int = 0, inputs: dict[str, float] | None = None, entry: str | None = None
+) -> np.ndarray:
+    """``n`` samples of the sampling entry (or of ``entry``); its other inputs (e.g. a class
+    ``y``) are scalars in ``inputs``, the same for all ``n``."""
     spec = model.spec
-    e = sampling_entry(spec)
+    e = sampling_entry(spec) if entry is None else spec.export[entry]
     inputs = inputs or {}
     missing = [t for t in e.inputs if t not in inputs]
     if missing:
@@ -168,7 +170,8 @@ def epoch_blocks(trainer, n: int = 16) -> list[tuple[str, np.ndarray]]:
     """The labelled rows of an epoch's picture: inputs and their reconstructions (of training
     rows when the reconstruction comes from a latent table, GLO), inversions of test rows through
     the `invert` entry, and prior samples."""
-    from latentspec.train.collapse import eval_rows
+    from latentspec.data.pipeline import block_size
+    from latentspec.train.collapse import eval_rows, forward_rows
     from latentspec.train.trainer import held_out_terms
 
     spec, model = trainer.spec, trainer.model
@@ -179,11 +182,15 @@ def epoch_blocks(trainer, n: int = 16) -> list[tuple[str, np.ndarray]]:
         term, recon = found
         on_test = trainer.test_data is not None and bool(held_out_terms(spec, [term]))
         data = trainer.test_data if on_test else trainer.train_data
-        # evenly spaced examples: splits keep the dataset's order, which may be sorted by class
-        batch = eval_rows(data, n)
+        # evenly spaced examples: splits keep the dataset's order, which may be sorted by class;
+        # whole fixed-factor blocks for a training graph that clamps latents (DC-IGN)
+        block = block_size(spec)
+        batch = eval_rows(data, n, block=block)
         gm, plan = model.graph([recon], training=True)
-        outs = gm(*trainer._args(plan, batch, torch.Generator().manual_seed(0)))
-        xr = _to_image(spec, recon, outs[recon]).reshape(batch[x_name].shape)
+        g = torch.Generator().manual_seed(0)
+        outs = forward_rows(gm, lambda b: trainer._args(plan, b, g), batch, block)
+        batch, r = {f: v[:n] for f, v in batch.items()}, outs[recon][:n]
+        xr = _to_image(spec, recon, r).reshape(batch[x_name].shape)
         tag = "" if on_test or trainer.test_data is None else "train "
         blocks += [(f"{tag}input", batch[x_name].numpy()), (f"{tag}reconstruction", xr.float().cpu().numpy())]
     if trainer.test_data is not None:

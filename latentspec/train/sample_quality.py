@@ -82,20 +82,41 @@ def quality_of(features: Callable, real: np.ndarray, images: np.ndarray, seed: i
     return sample_quality(features(real), features(images), kid_subsets=50, seed=seed)
 
 
+def other_sampling_entries(spec: Spec) -> list[str]:
+    """The entries besides the main sampling one that also sample (``in: []``, no `optimize:`):
+    e.g. GLANN's `sample` (noise through the mapper) next to `sample_gauss` (the fitted prior)."""
+    from latentspec.spec._evalkeys import sampling_entries
+
+    return sampling_entries(spec)[1:]
+
+
 def sample_quality_report(
     spec: Spec, model, test_images: np.ndarray, feature_run: str, *, samples: int | None, tensor: str | None, seed: int
 ) -> dict:
-    """The run's `sample` entry against its test images, in the feature run's feature space."""
+    """The run's `sample` entry against its test images, in the feature run's feature space;
+    with several entries that sample, each of them under ``entries`` (the same draws' seed)."""
     from latentspec.train.pictures import sample_images
 
     features, about = feature_network(feature_run, tensor)
     n = samples or len(test_images)
     if n < 4:
         raise RunError(f"--samples {n}: too few samples to compare (give at least 4)")
-    generated = sample_images(model, n, seed)
-    if generated.shape[1:] != test_images.shape[1:]:
-        raise RunError(
-            f"--features: the samples have shape {list(generated.shape[1:])} but the test images "
-            f"{list(test_images.shape[1:])}"
-        )
-    return {**quality_of(features, test_images, generated, seed), "features": about}
+
+    def quality(entry: str | None) -> dict:
+        generated = sample_images(model, n, seed, entry=entry)
+        if generated.shape[1:] != test_images.shape[1:]:
+            raise RunError(
+                f"--features: the samples{f' of {entry}' if entry else ''} have shape "
+                f"{list(generated.shape[1:])} but the test images {list(test_images.shape[1:])}"
+            )
+        return quality_of(features, test_images, generated, seed)
+
+    report = {**quality(None), "features": about}
+    others = other_sampling_entries(spec)
+    if others:
+        from latentspec.train.pictures import sampling_entry
+
+        main = sampling_entry(spec).name
+        report["entries"] = {main: {k: v for k, v in report.items() if k != "features"}}
+        report["entries"].update({name: quality(name) for name in others})
+    return report

@@ -16,6 +16,7 @@ from latentspec._finite import NonFiniteError
 from latentspec.compiler import CompiledModel, compile_spec
 from latentspec.data.pipeline import SplitData, table_sizes
 from latentspec.errors import RunError
+from latentspec.nn.optim import grad_norm_
 from latentspec.run import build_term, resolve_device, term_weight
 from latentspec.run import checkpoint as ckpt
 from latentspec.spec import Spec, dump_resolved
@@ -177,21 +178,42 @@ class Trainer:
     def _optimizer(self, stage: StageSpec) -> torch.optim.Optimizer | None:
         """One parameter group per distinct setting (nodes without overrides share one): fewer
         groups, less per-step bookkeeping in the optimizer."""
+        from latentspec.nn import optim
+
+        comp, cfg = stage.optimizer.instance, stage.optimizer.config
+        groups, tables = self._groups(stage, split_tables=self.spec.train.table_updates == "rows")
+        # latent tables update row-wise where the setting allows: their lookups then give sparse
+        # gradients and a step costs O(batch × dim), not O(size × dim); a setting without a
+        # row-wise form (weight decay, momentum, RMSprop) keeps them with the dense parameters
+        rowwise = optim.rowwise(comp.torch_name, tables, comp.kwargs(cfg)) if tables else None
+        if tables and rowwise is None:
+            groups, tables = self._groups(stage, split_tables=False)
+        sparse = {name for g in tables for name in g["nodes"]}
+        for name, lat in self.spec.latents.items():
+            if lat.table:
+                self.model.module_of(name).sparse = name in sparse
+        parts = ([comp.build(groups, cfg)] if groups else []) + ([rowwise] if rowwise is not None else [])
+        if not parts:
+            return None
+        return optim.Optimizers(parts) if rowwise is not None else parts[0]
+
+    def _groups(self, stage: StageSpec, split_tables: bool) -> tuple[list[dict], list[dict]]:
+        """The stage's parameter groups, and (``split_tables``) its latent tables' apart."""
         overrides = stage.optimizer.config.get("groups") or {}
         by_setting: dict[tuple, dict] = {}
+        tables: dict[tuple, dict] = {}
         for name in stage.trainable:
             params = list(self.model.module_of(name).parameters())
             if not params:
                 continue
             setting = overrides.get(name, {})
             key = tuple(sorted(setting.items()))
-            g = by_setting.setdefault(key, {"params": [], "nodes": [], **setting})
+            lat = self.spec.latents.get(name)
+            into = tables if split_tables and lat is not None and lat.table else by_setting
+            g = into.setdefault(key, {"params": [], "nodes": [], **setting})
             g["params"] += params
             g["nodes"].append(name)
-        groups = list(by_setting.values())
-        if not groups:
-            return None
-        return stage.optimizer.instance.build(groups, stage.optimizer.config)
+        return list(by_setting.values()), list(tables.values())
 
     def _set_trainable(self, stage: StageSpec) -> None:
         self.model.requires_grad_(False)
@@ -281,10 +303,17 @@ class Trainer:
             self.model.prior_of(name).fit(codes, seed=self.spec.seed)
 
     def _project(self, stage: StageSpec) -> None:
+        """Project the tables' codes after a step: only the rows the step changed when the table
+        updates row-wise (its coalesced sparse gradient lists them), else every row."""
         for name in stage.trainable:
             lat = self.spec.latents.get(name)
             if lat is not None and lat.table and lat.project:
-                self.model.module_of(name).project_()
+                table = self.model.module_of(name)
+                grad = table.weight.grad
+                if not table.sparse:
+                    table.project_()
+                elif grad is not None:  # None: the step did not use the table
+                    table.project_(grad._indices()[0])
 
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self, stage: StageSpec, data: SplitData) -> dict[str, float]:
@@ -362,7 +391,7 @@ class Trainer:
 
     def _epoch(self, si, stage, epoch, n_epochs, forward, plan, optimizer, base_lrs) -> dict:
         spec = self.spec
-        batches = self.train_data.batches(spec, epoch + 1000 * si, shard=(self.dist.rank, self.dist.world))
+        batches = self._epoch_batches(si, epoch)
         sums, count, seconds = {}, 0, 0.0
         bar = None
         if not self.quiet:
@@ -402,6 +431,7 @@ class Trainer:
                 bar.set_postfix(loss=f"{loss_value:.4g}", img_s=f"{count / max(seconds, 1e-9):.0f}")
         if bar is not None:
             bar.close()
+        self._gather_tables(optimizer)
         train = {k: self.dist.mean(v / max(count, 1)) for k, v in sums.items()}
         row = {
             "kind": "epoch",
@@ -453,7 +483,17 @@ class Trainer:
         gm, plan = self._stage_graph(stage)
         forward = gm
         if self.dist.world > 1 and optimizer is not None:
-            forward = torch.nn.parallel.DistributedDataParallel(_StageForward(self.model, gm))
+            wrapped = _StageForward(self.model, gm)
+            # row-wise tables stay out of DDP: each rank updates the rows of its own examples
+            local = {
+                id(self.model.module_of(n).weight)
+                for n, lat in self.spec.latents.items()
+                if lat.table and self.model.module_of(n).sparse
+            }
+            ignore = [n for n, p in wrapped.named_parameters() if id(p) in local]
+            torch.nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(wrapped, ignore)
+            if any(p.requires_grad for n, p in wrapped.named_parameters() if n not in ignore):
+                forward = torch.nn.parallel.DistributedDataParallel(wrapped)
         if self.spec.train.compile:
             forward = torch.compile(forward)
         return forward, plan, optimizer, [g["lr"] for g in optimizer.param_groups] if optimizer else []
@@ -474,10 +514,9 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             params = [p for g in optimizer.param_groups for p in g["params"]]
-            if stage.clip_grad:
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, stage.clip_grad)
-            else:
-                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            # coalesces a latent table's sparse gradient; under torchrun the tables' (local) share
+            # of the norm is summed over ranks, so that every rank clips by the same factor
+            grad_norm = grad_norm_(params, stage.clip_grad, self._sum_over_ranks if self.dist.world > 1 else None)
             optimizer.step()
             self._project(stage)
         else:
@@ -491,6 +530,57 @@ class Trainer:
             # stop here: nothing from this step reaches a checkpoint or the metrics
             self._non_finite(stage, step, frac_epoch, values[0], parts_values, values[-1])
         return values[0], parts_values
+
+    # -- latent tables under torchrun ------------------------------------------------------------
+    def _table_index(self) -> str | None:
+        """The index field of the spec's latent tables, when training runs on several ranks."""
+        if self.dist.world == 1:
+            return None
+        return next((lat.index for lat in self.spec.latents.values() if lat.table), None)
+
+    def _epoch_batches(self, si: int, epoch: int) -> list[dict]:
+        """The epoch's batches for this rank. Under torchrun a spec with latent tables gives
+        each rank the examples whose row is its own (row % world == rank), in every batch of the
+        epoch (all ranks take the same number of steps), so that a table's row is only ever
+        updated by one rank; other specs give each rank its share of the batches."""
+        index = self._table_index()
+        rank, world = self.dist.rank, self.dist.world
+        if index is None:
+            return self.train_data.batches(self.spec, epoch + 1000 * si, shard=(rank, world))
+        out = []
+        for batch in self.train_data.batches(self.spec, epoch + 1000 * si):
+            owner = batch[index] % world
+            if torch.bincount(owner, minlength=world).min() == 0:
+                continue  # a rank would get no rows (a small last batch): every rank skips it
+            out.append({f: v[owner == rank] for f, v in batch.items()})
+        return out
+
+    @staticmethod
+    def _sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
+        torch.distributed.all_reduce(t)
+        return t
+
+    @torch.no_grad()
+    def _gather_tables(self, optimizer) -> None:
+        """Under torchrun, after an epoch: every rank takes each table row (and its optimizer
+        moments) from the rank that owns it, so that all ranks, and the checkpoint that rank 0
+        writes, hold the whole table. Exact: the owner's values plus zeros."""
+        if self._table_index() is None:
+            return
+        rank, world = self.dist.rank, self.dist.world
+        parts = [] if optimizer is None else getattr(optimizer, "parts", [optimizer])
+        for name, lat in self.spec.latents.items():
+            if not lat.table:
+                continue
+            weight = self.model.module_of(name).weight
+            mine = (torch.arange(len(weight), device=weight.device) % world == rank).unsqueeze(1)
+            tensors = [weight.data]
+            for opt in parts:
+                st = opt.state.get(weight, {})
+                tensors += [v for v in st.values() if torch.is_tensor(v) and v.shape == weight.shape]
+            for t in tensors:
+                t.mul_(mine.to(t.dtype))
+                torch.distributed.all_reduce(t)
 
     def _non_finite(self, stage, step: int, frac_epoch: float, loss: float, parts: dict, grad_norm: float) -> None:
         where = f"stage {stage.name}, epoch {int(frac_epoch) + 1}, step {step}"

@@ -6,6 +6,8 @@
   units per factor), all units of a group moved together;
 - ``manifold.png``: the decoder over a grid of Gaussian quantiles when the latent is 2-D
   (Kingma & Welling, Fig. 4);
+- ``scatter.png``: the test codes of a 2-D latent, coloured by the spec's class label field
+  (Kingma & Welling's latent space of MNIST; matplotlib, the ``plot`` extra);
 - ``interpolation.png``: strips decoding straight lines between the codes of test examples,
   the two real images at the ends;
 - ``curves.png``: every term's learning curve, train and test, from ``metrics.jsonl``
@@ -117,6 +119,36 @@ def interpolation(
     return grid(x.reshape(-1, *shape), ncol=x.shape[1])
 
 
+def _label_field(spec: Spec) -> str | None:
+    """The first data field that is a class label (an integer field with `classes:`)."""
+    return next((f for f in spec.data.fields if spec.infos[f].dtype == "int64" and spec.infos[f].classes), None)
+
+
+def latent_scatter(z: np.ndarray, labels: np.ndarray, classes: int, label: str, path: str) -> None:
+    """The 2-D codes ``z`` (N, 2) as points coloured by their class ``labels`` (N,)."""
+    from latentspec._extras import require
+
+    require("matplotlib", "plot", "the latent scatter (latentspec viz)")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from latentspec_runtime._atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(5.6, 5.0))
+    cmap = plt.get_cmap("tab10" if classes <= 10 else "tab20", classes)
+    points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap=cmap, vmin=-0.5, vmax=classes - 0.5, s=5, alpha=0.8)
+    fig.colorbar(points, ax=ax, ticks=range(classes), label=label)
+    ax.set_xlabel("z[0] (posterior mean)")
+    ax.set_ylabel("z[1] (posterior mean)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
 def learning_curves(run: str, path: str) -> None:
     """One panel per term: the training value per epoch and the test value where measured."""
     from latentspec._extras import require
@@ -204,6 +236,11 @@ def viz_run(run: str, out: str, *, which: str = "last", max_units: int = 32, see
         m = manifold(model)
         if m is not None:
             save("manifold.png", grid(m, ncol=15))
+        label = _label_field(spec)
+        if z.shape[1] == 2 and images is not None and label is not None:
+            path = os.path.join(out, "scatter.png")
+            latent_scatter(z, test.fields[label].numpy(), spec.infos[label].classes, label, path)
+            written.append(path)
         if len(z) >= 2:
             save("interpolation.png", interpolation(model, entry, latent, z, images))
     path = os.path.join(out, "curves.png")

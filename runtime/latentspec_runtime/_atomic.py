@@ -13,6 +13,7 @@ file and leaves the old file as it was. Standard library only: the runtime's num
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -80,3 +81,12 @@ def write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8")
     """Write ``text`` to ``path`` atomically."""
     with atomic_open(path, "w", encoding=encoding) as f:
         f.write(text)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -76,13 +76,13 @@ def read_array(path: Path) -> np.ndarray:
     except InputError:
         raise
     except Exception as err:  # numpy's format errors, EOFError, zipfile errors: a bad file
-        raise InputError(f"{path}: cannot read it as a .npy array ({_npy_problem(err)})") from None
+        raise InputError(f"{path}: cannot read it as a .npy array ({npy_problem(err)})") from None
     if array.dtype.kind not in "biuf":
         raise InputError(f"{path}: dtype {array.dtype} is not numeric; only numeric arrays are read")
     return array
 
 
-def _npy_problem(err: BaseException) -> str:
+def npy_problem(err: BaseException) -> str:
     """Why NumPy could not read a file, without numpy's advice to enable pickle."""
     text = str(err)
     if isinstance(err, EOFError) or not text:

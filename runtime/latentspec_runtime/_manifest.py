@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import sha256_file
 from ._groups import LatentGroup, parse_groups
 
 FORMAT = "latentspec.bundle"
@@ -74,9 +75,10 @@ class TensorSpec:
         """The shape as the manifest writes it, e.g. ``[batch, 20]``."""
         return "[" + ", ".join(str(d) for d in self.shape) + "]"
 
-    def describe(self) -> str:
-        """``float32 [batch, 20]  latent z``: a one-line signature for messages and ``info``."""
-        text = f"{self.dtype.name} {self.shape_text}  {self.meaning}"
+    def describe(self, sep: str = "  ") -> str:
+        """``float32 [batch, 20]  latent z``: a one-line signature for messages and ``info``
+        (``sep`` between the shape and the meaning)."""
+        text = f"{self.dtype.name} {self.shape_text}{sep}{self.meaning}"
         if self.latent:
             text += f" {self.latent}"
         if self.distribution:
@@ -541,15 +543,6 @@ def _parse_directions(p: _Problems, raw: dict[str, Any]) -> dict[str, Direction]
         units = p.get(item, "units", path, str, required=False)
         directions[name] = Direction(latent, np.asarray(vector, dtype=np.float32), source, units)
     return directions
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def mismatch_message(root: Path, rel: str, expected: str, actual: str) -> str:

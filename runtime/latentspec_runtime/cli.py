@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from ._args import int_at_least
 from ._atomic import atomic_path
 from ._bundle import DEVICES, Bundle
 from ._groups import CalibrationWarning
@@ -157,32 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _seed(text: str) -> int:
-    value = _int_at_least(text, 0)
+    value = _non_negative(text)
     if value >= 2**64:
         raise argparse.ArgumentTypeError(f"a seed is at most 2**64-1, got {value}")
     return value
 
 
-def _positive(text: str) -> int:
-    return _int_at_least(text, 1)
-
-
-def _non_negative(text: str) -> int:
-    return _int_at_least(text, 0)
-
-
-def _at_least_two(text: str) -> int:
-    return _int_at_least(text, 2)
-
-
-def _int_at_least(text: str, low: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
-    return value
+_positive, _non_negative, _at_least_two = int_at_least(1), int_at_least(0), int_at_least(2)
 
 
 # -- commands --------------------------------------------------------------------------------

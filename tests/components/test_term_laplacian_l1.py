@@ -13,13 +13,13 @@ IMAGES = {"x_hat": (1, 28, 28), "x": (1, 28, 28)}
 
 
 def test_constant_error_lives_in_the_coarsest_level(make):
-    comp, ctx = make(LAP, {}, IMAGES)  # levels 3, default weights 2^(2j) = [1, 4, 16]
+    comp, ctx = make(LAP, {}, IMAGES)  # levels 3, default weights 1 each: the paper's pixel-sum balance
     comp.infer(ctx)
     lap = comp.build(ctx)
     x = torch.rand(2, 1, 28, 28)
-    assert lap(x + 0.5, x).item() == pytest.approx(16 * 0.5, rel=1e-5)
-    comp, ctx = make(LAP, {"weights": [1.0, 1.0, 1.0]}, IMAGES)  # the paper's pixel-sum balance
-    assert comp.build(ctx)(x + 0.5, x).item() == pytest.approx(0.5, rel=1e-5)
+    assert lap(x + 0.5, x).item() == pytest.approx(0.5, rel=1e-5)
+    comp, ctx = make(LAP, {"weights": [1.0, 4.0, 16.0]}, IMAGES)  # 2^(2j) on the level means
+    assert comp.build(ctx)(x + 0.5, x).item() == pytest.approx(16 * 0.5, rel=1e-5)
     comp, ctx = make(LAP, {"weights": [1.0, 1.0, 0.0]}, IMAGES)
     assert comp.build(ctx)(x + 0.5, x).item() == pytest.approx(0.0, abs=1e-5)
 

@@ -89,7 +89,7 @@ def test_viz_of_a_2d_vae(vae2d, tmp_path):
     out = str(tmp_path / "viz")
     assert main(["viz", vae2d, "--out", out]) == 0
     names = sorted(os.listdir(out))
-    assert names == ["curves.png", "interpolation.png", "manifold.png", "traversal-units.png"]
+    assert names == ["curves.png", "interpolation.png", "manifold.png", "scatter.png", "traversal-units.png"]
     units = _image(os.path.join(out, "traversal-units.png"))
     assert units.shape[0] == 2 + 2 * 30  # two units, one 28-pixel row each, 2-pixel padding
     assert units.shape[1] > 9 * 30  # nine steps and a label margin
@@ -99,7 +99,9 @@ def test_viz_of_a_2d_vae(vae2d, tmp_path):
     assert strips.shape == (2 + 6 * 30, 2 + 10 * 30)  # six pairs, two real ends and eight steps
     curves = _image(os.path.join(out, "curves.png"))
     assert curves.shape[0] >= 200 and curves.shape[1] >= 600
-    for a in (units, manifold, strips, curves):
+    scatter = _image(os.path.join(out, "scatter.png"))  # the test codes coloured by digit
+    assert scatter.shape[0] >= 300 and scatter.shape[1] >= 300
+    for a in (units, manifold, strips, curves, scatter):
         assert _not_blank(a)
     # the traversal's columns differ: moving a unit changes the picture
     first, last = units[2:30, -30:-2], units[2:30, -30 * 9 : -30 * 8 - 2]

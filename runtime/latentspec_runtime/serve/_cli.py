@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .._args import int_at_least
+
 LOOPBACK = "127.0.0.1"
 EXTRA_HINT = "serving needs the serve extra: pip install 'latentspec-runtime[serve]'"
 
@@ -29,11 +31,11 @@ def add_serve_parser(sub: Any, devices: tuple[str, ...]) -> argparse.ArgumentPar
         default=LOOPBACK,
         help=f"address to listen on (default {LOOPBACK}: this machine only)",
     )
-    p.add_argument("--port", type=_int_at_least(0), default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    p.add_argument("--port", type=int_at_least(0), default=8000, help="TCP port (default 8000; 0 picks a free one)")
     p.add_argument("--token-file", type=Path, help="a file holding a bearer token that every endpoint but health needs")
     p.add_argument(
         "--max-batch",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=64,
         help="most rows merged into one run (default 64; 1: no batching)",
     )
@@ -41,9 +43,9 @@ def add_serve_parser(sub: Any, devices: tuple[str, ...]) -> argparse.ArgumentPar
         "--max-wait-ms", type=float, default=2.0, help="longest a batch waits for more requests, ms (default 2)"
     )
     p.add_argument("--max-body-mb", type=float, default=16.0, help="largest request body, MiB (default 16)")
-    p.add_argument("--max-items", type=_int_at_least(1), default=1024, help="most rows in one request (default 1024)")
+    p.add_argument("--max-items", type=int_at_least(1), default=1024, help="most rows in one request (default 1024)")
     p.add_argument("--device", choices=devices, default="auto", help="default: auto")
-    p.add_argument("--threads", type=_int_at_least(1), help="onnxruntime intra-op threads")
+    p.add_argument("--threads", type=int_at_least(1), help="onnxruntime intra-op threads")
     p.add_argument(
         "--graceful-timeout", type=float, default=30.0, help="seconds requests in flight get to finish on shutdown"
     )
@@ -55,19 +57,6 @@ def add_serve_parser(sub: Any, devices: tuple[str, ...]) -> argparse.ArgumentPar
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.set_defaults(func=None, serve=serve_command)
     return p
-
-
-def _int_at_least(low: int) -> Any:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
-        return value
-
-    return parse
 
 
 def serve_command(args: argparse.Namespace) -> int:

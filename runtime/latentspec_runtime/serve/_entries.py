@@ -16,28 +16,16 @@ from typing import Any
 import numpy as np
 
 from .._bundle import DEFAULT_ITERATIONS, Bundle
-from .._manifest import InputError
+from .._manifest import InputError, TensorSpec
 
 IMAGE_CHANNELS = (1, 3, 4)
 
 
 @dataclass(frozen=True)
-class Tensor:
-    """One input or output of an entry, as the manifest describes it."""
+class Tensor(TensorSpec):
+    """One input or output of an entry, as the manifest describes it, and how to show it."""
 
-    name: str
-    dtype: np.dtype
-    shape: tuple[int | str, ...]
-    meaning: str
-    latent: str | None
-    range: tuple[float, float] | None
-    distribution: str | None
-    default: int | float | None
-    image: tuple[int, int, int] | None  # (C, H, W) when one item can be shown as an image
-
-    @property
-    def batched(self) -> bool:
-        return bool(self.shape) and self.shape[0] == "batch"
+    image: tuple[int, int, int] | None = None  # (C, H, W) when one item can be shown as an image
 
     @property
     def item(self) -> tuple[int | str, ...]:
@@ -49,18 +37,9 @@ class Tensor:
         """Whether one item's shape is all numbers (no named dims besides the batch axis)."""
         return all(isinstance(d, int) for d in self.item)
 
-    def describe(self) -> str:
-        """``float32 [batch, 20] latent z ~ normal in [0, 1]``."""
-        text = f"{self.dtype.name} [{', '.join(str(d) for d in self.shape)}] {self.meaning}"
-        if self.latent:
-            text += f" {self.latent}"
-        if self.distribution:
-            text += f" ~ {self.distribution}"
-        if self.range is not None:
-            text += f" in [{self.range[0]:g}, {self.range[1]:g}]"
-        if self.default is not None:
-            text += f" (default {self.default})"
-        return text
+    def describe(self, sep: str = " ") -> str:
+        """``float32 [batch, 20] latent z ~ normal in [0, 1]``: one space, for API texts."""
+        return super().describe(sep)
 
     def about(self) -> dict[str, Any]:
         """The JSON description the explorer and the info endpoint show."""
@@ -73,6 +52,7 @@ class Tensor:
             "range": list(self.range) if self.range is not None else None,
             "distribution": self.distribution,
             "default": self.default,
+            "classes": list(self.classes) if self.classes else None,
             "image": list(self.image) if self.image is not None else None,
         }
 
@@ -137,6 +117,7 @@ def _tensor(raw: dict[str, Any], images: list[tuple[int, int, int]]) -> Tensor:
         range=(float(rng[0]), float(rng[1])) if rng is not None else None,
         distribution=raw.get("distribution"),
         default=raw.get("default"),
+        classes=tuple(raw["classes"]) if raw.get("classes") else None,
         image=image,
     )
 

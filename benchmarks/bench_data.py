@@ -1,0 +1,177 @@
+"""Data scaling: time per epoch, the loader alone, rendering and peak memory against the size
+of a procedural `shapes` dataset (1k, 4k, 16k, 64k sprites of 32 × 32).
+
+Each size runs in a fresh process (its peak RSS is its own): rendering the dataset without the
+cache on the default thread pool and on one thread (the pool's speed-up; best of two each), the loader alone
+(building the training split, then one epoch's shuffled batches), and one training epoch of an
+MLP VAE (1024-256-16, batch 128) through the trainer, the faster of the second and third (the
+first warms up); the peak RSS is taken before the rendering measurements.
+Time per epoch should grow linearly with the size, and the loader should be a small share of it.
+
+    python benchmarks/bench_data.py [--sizes 1000 4000 16000 64000] [--json PATH]
+    python benchmarks/bench_data.py --quick   # 500 and 2,000 items
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+SPEC = """\
+latentspec: 1
+name: vae_shapes_scale
+seed: 0
+data:
+  dataset: {{shapes: {{size: {n}, cache: false}}}}
+  split: {{train: {n}}}
+  fields:
+    x: {{from: image}}
+  batch: 128
+latents:
+  z: {{dim: 16, prior: normal}}
+nodes:
+  enc:    {{module: mlp, in: x, out: h, hidden: [256], activation: relu}}
+  post:   {{module: gaussian_head, in: h, out: [z_mu, z_logvar], latent: z}}
+  draw:   {{op: reparameterize, in: [z_mu, z_logvar], out: z}}
+  dec:    {{module: mlp, in: z, out: x_logits, hidden: [256], activation: relu, shape: [1, 32, 32]}}
+objective:
+  recon: {{term: bernoulli_nll, in: [x_logits, x]}}
+  kl:    {{term: gaussian_kl, in: [z_mu, z_logvar]}}
+train:
+  optimizer: {{name: adam, lr: 1.0e-3}}
+  epochs: 3
+  eval_every: 0
+"""
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(n: int, threads: int) -> dict:
+    import torch
+
+    from latentspec.data.pipeline import SplitData
+    from latentspec.data.procedural import _common, shapes
+    from latentspec.spec import load_spec
+    from latentspec.train.trainer import Trainer
+
+    torch.set_num_threads(threads)
+    _workers = _common._workers
+    out: dict = {"n": n}
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "spec.yaml")
+        with open(path, "w") as f:
+            f.write(SPEC.format(n=n))
+        spec = load_spec(path)
+        t0 = time.perf_counter()
+        data = SplitData.build(spec, "train")
+        out["split_build_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        images = 0
+        for batch in data.batches(spec, 1):
+            images += len(batch["x"])
+        out["loader_epoch_s"] = time.perf_counter() - t0
+        out["loader_images_per_s"] = images / out["loader_epoch_s"]
+        del data, batch
+        run = os.path.join(d, "run")
+        os.makedirs(run)
+        trainer = Trainer(spec, run, device="cpu", quiet=True)
+        stage = spec.train.stages[0]
+        forward, plan, opt, lrs = trainer.begin_stage(stage)
+        walls = []
+        for epoch in range(3):
+            t0 = time.perf_counter()
+            row = trainer._epoch(0, stage, epoch, 3, forward, plan, opt, lrs)
+            walls.append((time.perf_counter() - t0, row["seconds"]))
+        # the faster of epochs 2 and 3 (the first warms up): steps, the epoch's batches, its
+        # metrics row and checkpoint
+        wall, steps = min(walls[1:])
+        out["epoch_s"], out["epoch_steps_s"], out["images_per_s"] = wall, steps, n / wall
+        del trainer
+    out["peak_rss_mb"] = peak_rss_mb()  # training's peak: the data held once, the epoch's batches
+    ds = shapes.Shapes()
+    ds.load(ds.resolve({"size": 200, "cache": False}))  # warm-up: first-call costs
+    cfg = ds.resolve({"size": n, "cache": False})
+    out["render_workers"] = default_workers = _common._workers()
+    best = {"render_s": float("inf"), "render_one_thread_s": float("inf")}
+    for _ in range(2):  # best of two, alternating: load only ever slows a run down
+        for key, workers in (("render_s", default_workers), ("render_one_thread_s", 1)):
+            _common._workers = lambda w=workers: w
+            try:
+                t0 = time.perf_counter()
+                ds.load(cfg)
+                best[key] = min(best[key], time.perf_counter() - t0)
+            finally:
+                _common._workers = _workers
+    out.update(best)
+    out["torch_threads"] = torch.get_num_threads()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 4_000, 16_000, 64_000])
+    ap.add_argument("--quick", action="store_true", help="500 and 2,000 items")
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (1: steadiest on a shared, loaded machine)"
+    )
+    ap.add_argument("--json", default=os.path.join(HERE, "results", "bench_data.json"))
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        sys.path.insert(0, ROOT)
+        print(json.dumps(child(args.child, args.threads)))
+        return
+    if args.quick:
+        args.sizes = [500, 2_000]
+    sys.path.insert(0, HERE)
+    from _machine import machine, write_result
+
+    before = machine()
+    rows = []
+    for n in args.sizes:
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", str(n), "--threads", str(args.threads)]
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=3600)
+        if r.returncode != 0:
+            raise SystemExit(f"bench_data: size {n} failed:\n{r.stderr[-3000:]}")
+        row = json.loads(r.stdout.strip().splitlines()[-1])
+        print(
+            f"{n:>7,} items: epoch {row['epoch_s']:6.2f} s, loader {row['loader_epoch_s']:5.2f} s, "
+            f"render {row['render_s']:5.2f} s (one thread {row['render_one_thread_s']:5.2f} s), "
+            f"peak RSS {row['peak_rss_mb']:6.0f} MB",
+            file=sys.stderr,
+        )
+        rows.append(row)
+    small, large = rows[0], rows[-1]
+    per_item = {
+        "epoch": (large["epoch_s"] / large["n"]) / (small["epoch_s"] / small["n"]),
+        "loader": (large["loader_epoch_s"] / large["n"]) / (small["loader_epoch_s"] / small["n"]),
+        "render": (large["render_s"] / large["n"]) / (small["render_s"] / small["n"]),
+    }
+    write_result(
+        args.json,
+        {
+            "benchmark": "bench_data",
+            "command": "python benchmarks/bench_data.py " + " ".join(sys.argv[1:]),
+            "quick": args.quick,
+            "threads": args.threads,
+            "machine": machine(before),
+            "rows": rows,
+            "per_item_growth_smallest_to_largest": per_item,
+        },
+    )
+    print(json.dumps({"json": args.json, "per_item_growth": per_item}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""The whole job as a user times it: `latentspec train` against Pythae's `TrainingPipeline`.
+
+Both train the MNIST VAE of specs/vae_mnist.yaml (784-400-20 ReLU MLPs, Bernoulli likelihood,
+Adam 1e-3, batch 128) on the same 4,000 training digits of the shipped mnist5k for the same
+number of epochs, each as a fresh process timed from the outside (interpreter start, imports,
+data, training, per-epoch evaluation, checkpoints), in alternating rounds so that machine load
+hits both alike. Pythae's pipeline evaluates on the 1,000 test digits every epoch and keeps its
+best model, as latentspec does; the test -ELBO of each (one sample per digit, nats) is reported
+next to its time.
+
+Also, in one process, what latentspec's per-epoch extras cost against the training steps:
+evaluation on the test split, the `last`/`best` checkpoints, the collapse check and the sample
+picture (``samples_every: 1``), each timed around its call.
+
+Needs the `bench` extra (`pip install -e ".[bench]"`: Pythae, which installs next to torch 2.13
+without pulling another torch).
+
+    python benchmarks/bench_peers.py [--epochs 30] [--rounds 2] [--overhead-epochs N] [--json PATH]
+    python benchmarks/bench_peers.py --quick   # 1 epoch, one round
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SPEC = os.path.join(ROOT, "specs", "vae_mnist.yaml")
+
+
+def pythae_child(data: str, epochs: int, out: str) -> None:
+    """Train the VAE with Pythae's TrainingPipeline (in this process) and write its -ELBO."""
+    import logging
+
+    import numpy as np
+    import torch
+    from pythae.models import VAE, VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+    from pythae.pipelines import TrainingPipeline
+    from pythae.trainers import BaseTrainerConfig
+    from torch import nn
+    from torch.nn import functional as F
+
+    logging.disable(logging.INFO)
+
+    class Encoder(BaseEncoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.mu, self.logvar = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+
+        def forward(self, x):
+            h = F.relu(self.fc1(x.reshape(len(x), -1)))
+            return ModelOutput(embedding=self.mu(h), log_covariance=self.logvar(h))
+
+    class Decoder(BaseDecoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+        def logits(self, z):
+            return self.fc4(F.relu(self.fc3(z)))
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(self.logits(z)).reshape(len(z), 1, 28, 28))
+
+    with np.load(data) as d:
+        train, test = d["train"], d["test"]
+    model = VAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=20, reconstruction_loss="bce"), Encoder(), Decoder())
+    with tempfile.TemporaryDirectory() as d:
+        config = BaseTrainerConfig(
+            output_dir=d,
+            num_epochs=epochs,
+            learning_rate=1e-3,
+            per_device_train_batch_size=128,
+            per_device_eval_batch_size=500,
+            optimizer_cls="Adam",
+            seed=0,
+            no_cuda=True,
+        )
+        pipeline = TrainingPipeline(training_config=config, model=model)
+        pipeline(train_data=train, eval_data=test)
+        trained = pipeline.trainer._best_model
+    with torch.no_grad():
+        x = torch.from_numpy(test)
+        enc = trained.encoder(x)
+        mu, logvar = enc.embedding, enc.log_covariance
+        g = torch.Generator().manual_seed(104729)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=g)
+        rec = F.binary_cross_entropy_with_logits(trained.decoder.logits(z), x.reshape(len(x), -1), reduction="none")
+        kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).sum(1)
+        neg_elbo = float((rec.sum(1) + kl).mean())
+    with open(out, "w") as f:
+        json.dump({"neg_elbo": neg_elbo}, f)
+
+
+def run_timed(cmd: list[str], env: dict | None = None) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    seconds = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"bench_peers: {' '.join(cmd[:4])} ... failed:\n{r.stderr[-3000:]}")
+    return seconds
+
+
+def latentspec_run(epochs: int, folder: str) -> dict:
+    """`latentspec train` as a process, timed; the last epoch's test terms (-ELBO = recon + kl)."""
+    exe = os.path.join(os.path.dirname(sys.executable), "latentspec")
+    cmd = [exe, "train", SPEC, "--out", folder, "--quiet", "--device", "cpu", "--set", f"train.epochs={epochs}"]
+    seconds = run_timed(cmd)
+    with open(os.path.join(folder, "metrics.jsonl")) as f:
+        rows = [r for r in map(json.loads, f) if r["kind"] == "epoch"]
+    test = rows[-1]["test"]
+    return {"seconds": seconds, "neg_elbo": test["recon"] + test["kl"], "step_seconds": sum(r["seconds"] for r in rows)}
+
+
+def pythae_run(data: str, epochs: int, folder: str) -> dict:
+    out = os.path.join(folder, "pythae.json")
+    seconds = run_timed([sys.executable, os.path.abspath(__file__), "--pythae-child", data, str(epochs), out])
+    with open(out) as f:
+        return {"seconds": seconds, **json.load(f)}
+
+
+def overheads(epochs: int) -> dict:
+    """Seconds of latentspec's per-epoch extras against its training steps, one process."""
+    from latentspec.spec import load_spec
+    from latentspec.train import collapse, pictures
+    from latentspec.train.trainer import Trainer
+
+    spent = {"evaluation": 0.0, "checkpoints": 0.0, "collapse check": 0.0, "sample picture": 0.0}
+
+    def timed(key, fn):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[key] += time.perf_counter() - t0
+
+        return wrapper
+
+    class Timed(Trainer):
+        evaluate = timed("evaluation", Trainer.evaluate)
+        _checkpoint = timed("checkpoints", Trainer._checkpoint)
+
+    saved = pictures.epoch_samples, collapse.check_epoch
+    pictures.epoch_samples = timed("sample picture", pictures.epoch_samples)
+    collapse.check_epoch = timed("collapse check", collapse.check_epoch)
+    try:
+        spec = load_spec(SPEC, [f"train.epochs={epochs}", "train.samples_every=1", "train.eval_every=1"])
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.perf_counter()
+            trainer = Timed(spec, os.path.join(d, "run"), device="cpu", quiet=True)
+            built = time.perf_counter() - t0
+            trainer.run()
+            whole = time.perf_counter() - t0
+            with open(os.path.join(d, "run", "metrics.jsonl")) as f:
+                steps = sum(r["seconds"] for r in map(json.loads, f) if r["kind"] == "epoch")
+    finally:
+        pictures.epoch_samples, collapse.check_epoch = saved
+    extras = sum(spent.values())
+    pictures_default = sum(1 for e in range(1, epochs + 1) if e % 10 == 0 or e == epochs)
+    return {
+        "epochs": epochs,
+        "steps_s": steps,
+        "extras_s": spent,
+        "setup_s": built,
+        "whole_s": whole,
+        "other_s": whole - built - steps - extras,
+        "extras_share_of_steps": extras / steps,
+        # the spec's own setting: a picture every 10 epochs and at the last
+        "extras_share_default": (extras - spent["sample picture"] * (1 - pictures_default / epochs)) / steps,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of both contenders")
+    ap.add_argument(
+        "--overhead-epochs", type=int, default=None, help="epochs of the in-process extras' timing (default: --epochs)"
+    )
+    ap.add_argument("--quick", action="store_true", help="1 epoch, one round")
+    ap.add_argument("--json", default=os.path.join(HERE, "results", "bench_peers.json"))
+    ap.add_argument("--pythae-child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.pythae_child:
+        data, epochs, out = args.pythae_child
+        pythae_child(data, int(epochs), out)
+        return
+    try:
+        import pythae  # noqa: F401
+    except ImportError:
+        raise SystemExit('bench_peers: Pythae is not installed; pip install -e ".[bench]"') from None
+    if args.quick:
+        args.epochs, args.rounds, args.overhead_epochs = 1, 1, 1
+    sys.path.insert(0, HERE)
+    import numpy as np
+    import torch
+    from _machine import machine, write_result
+
+    from latentspec.data.pipeline import SplitData
+    from latentspec.spec import load_spec
+
+    before = machine()
+    spec = load_spec(SPEC)
+    runs: dict[str, list[dict]] = {"latentspec": [], "pythae": []}
+    with tempfile.TemporaryDirectory() as d:
+        data = os.path.join(d, "mnist.npz")
+        train, test = SplitData.build(spec, "train"), SplitData.build(spec, "test")
+        np.savez(data, train=train.fields["x"].numpy(), test=test.fields["x"].numpy())
+        for rnd in range(args.rounds):
+            order = ("latentspec", "pythae") if rnd % 2 == 0 else ("pythae", "latentspec")
+            for who in order:
+                folder = os.path.join(d, f"{who}-{rnd}")
+                os.makedirs(folder)
+                r = (
+                    latentspec_run(args.epochs, folder)
+                    if who == "latentspec"
+                    else pythae_run(data, args.epochs, folder)
+                )
+                runs[who].append(r)
+                print(f"round {rnd + 1} {who:10s} {r['seconds']:7.1f} s  -ELBO {r['neg_elbo']:.2f}", file=sys.stderr)
+    summary = {who: statistics.median(r["seconds"] for r in rs) for who, rs in runs.items()}
+    extra = overheads(args.overhead_epochs or args.epochs)
+    write_result(
+        args.json,
+        {
+            "benchmark": "bench_peers",
+            "command": "python benchmarks/bench_peers.py " + " ".join(sys.argv[1:]),
+            "quick": args.quick,
+            "epochs": args.epochs,
+            "rounds": args.rounds,
+            "torch_threads": torch.get_num_threads(),
+            "pythae": importlib.metadata.version("pythae"),
+            "machine": machine(before),
+            "runs": runs,
+            "median_seconds": summary,
+            "pythae_over_latentspec": summary["pythae"] / summary["latentspec"],
+            "overheads": extra,
+        },
+    )
+    print(json.dumps({"json": args.json, "pythae_over_latentspec": summary["pythae"] / summary["latentspec"]}))
+
+
+if __name__ == "__main__":
+    main()
