@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from latentspec.errors import RunError
 from latentspec.spec import Spec
@@ -28,6 +27,7 @@ def classifier_network(run: str, device: str = "cpu") -> tuple[Callable[[np.ndar
     """A function images (N, C, H, W) -> predicted class (N,), the classes it knows and what it is:
     the run's `predict` entry (one input, one output of class scores)."""
     from latentspec.run import load_run
+    from latentspec.train.sample_quality import image_network
 
     spec, model = load_run(run, device=device)
     e = spec.entry_of_kind("predict")
@@ -39,23 +39,10 @@ def classifier_network(run: str, device: str = "cpu") -> tuple[Callable[[np.ndar
     field, logits = e.inputs[0], e.outputs[0]
     info = spec.infos.get(logits)
     classes = int(info.shape[-1]) if info is not None and info.shape else None
-    gm, _ = model.graph([logits], [field], training=False)
-    shape = spec.infos[field].shape
-    dev = next(iter(model.parameters()), torch.empty(0)).device
+    net = image_network(spec, model, field, logits, f"--class-fidelity {run}", "a classifier")
 
-    @torch.no_grad()
-    def predict(images: np.ndarray, batch: int = 500) -> np.ndarray:
-        images = np.asarray(images, dtype=np.float32)
-        if shape is not None and tuple(images.shape[1:]) != tuple(shape):
-            raise RunError(
-                f"--class-fidelity {run}: its input '{field}' has shape {list(shape)} but the images have "
-                f"shape {list(images.shape[1:])}; use a classifier trained on the same kind of images"
-            )
-        out = [
-            gm(torch.from_numpy(images[i : i + batch]).to(dev)).flatten(1).argmax(1).cpu().numpy()
-            for i in range(0, len(images), batch)
-        ]
-        return np.concatenate(out)
+    def predict(images: np.ndarray) -> np.ndarray:
+        return net(images).argmax(1)
 
     return predict, {"run": run, "entry": e.name, "input": field, "classes": classes}
 

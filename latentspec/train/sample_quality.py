@@ -40,23 +40,10 @@ def feature_network(run: str, tensor: str | None = None, device: str = "cpu") ->
             raise RunError(f"--feature-tensor {tensor}: the feature run's spec has no tensor '{tensor}'")
         if field is None:
             raise RunError(f"--features {run}: its spec has no image field to compute '{tensor}' from")
-    gm, _ = model.graph([tensor], [field], training=False)
-    shape = spec.infos[field].shape
-    dev = next(iter(model.parameters()), torch.empty(0)).device
+    net = image_network(spec, model, field, tensor, f"--features {run}", "a feature run")
 
-    @torch.no_grad()
-    def features(images: np.ndarray, batch: int = 500) -> np.ndarray:
-        images = np.asarray(images, dtype=np.float32)
-        if shape is not None and tuple(images.shape[1:]) != tuple(shape):
-            raise RunError(
-                f"--features {run}: its input '{field}' has shape {list(shape)} but the images have "
-                f"shape {list(images.shape[1:])}; use a feature run trained on the same kind of images"
-            )
-        out = [
-            gm(torch.from_numpy(images[i : i + batch]).to(dev)).flatten(1).double().cpu().numpy()
-            for i in range(0, len(images), batch)
-        ]
-        return np.concatenate(out)
+    def features(images: np.ndarray) -> np.ndarray:
+        return net(images).astype(np.float64)
 
     return features, {"run": run, "tensor": tensor, "input": field}
 
@@ -120,3 +107,30 @@ def sample_quality_report(
         report["entries"] = {main: {k: v for k, v in report.items() if k != "features"}}
         report["entries"].update({name: quality(name) for name in others})
     return report
+
+
+def image_network(
+    spec: Spec, model, field: str, tensor: str, flag: str, what: str
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A function images (N, C, H, W) -> ``tensor`` flattened to (N, D), computed from the run's
+    image ``field`` in batches without gradients; images of another shape are a RunError that
+    names ``flag`` (the option that gave the run) and ``what`` the run should be."""
+    gm, _ = model.graph([tensor], [field], training=False)
+    shape = spec.infos[field].shape
+    dev = next(iter(model.parameters()), torch.empty(0)).device
+
+    @torch.no_grad()
+    def run(images: np.ndarray, batch: int = 500) -> np.ndarray:
+        images = np.asarray(images, dtype=np.float32)
+        if shape is not None and tuple(images.shape[1:]) != tuple(shape):
+            raise RunError(
+                f"{flag}: its input '{field}' has shape {list(shape)} but the images have "
+                f"shape {list(images.shape[1:])}; use {what} trained on the same kind of images"
+            )
+        out = [
+            gm(torch.from_numpy(images[i : i + batch]).to(dev)).flatten(1).cpu().numpy()
+            for i in range(0, len(images), batch)
+        ]
+        return np.concatenate(out)
+
+    return run
