@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from latentspec._jsonl import read_rows
 from latentspec.errors import RunError, UserError
 
 
@@ -55,15 +56,7 @@ def load(path: str) -> Run:
         raise RunError(f"{path} is not a run directory (it needs spec.yaml and metrics.jsonl)")
     with open(spec) as f:
         raw = yaml.safe_load(f) or {}
-    epochs = []
-    with open(rows_path) as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # a row cut off by an interruption
-                continue
-            if row.get("kind") == "epoch":
-                epochs.append(row)
+    epochs = [row for row in read_rows(rows_path) if row.get("kind") == "epoch"]
     result: dict = {}
     if os.path.isfile(os.path.join(path, "eval.json")):
         with open(os.path.join(path, "eval.json")) as f:

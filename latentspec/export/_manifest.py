@@ -11,6 +11,7 @@ import json
 import os
 from typing import Any
 
+from latentspec._jsonl import read_rows
 from latentspec.graph import Field, Placeholder, Plan
 from latentspec.run._inputs import class_names
 from latentspec.spec._model import EntrySpec, Spec
@@ -262,12 +263,7 @@ def run_metrics(run: str) -> dict[str, Any]:
     last = None
     path = os.path.join(run, "metrics.jsonl")
     if os.path.isfile(path):
-        with open(path) as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if row.get("kind") == "epoch" and isinstance(row.get("test"), dict):
-                    last = row["test"]
+        for row in read_rows(path):
+            if row.get("kind") == "epoch" and isinstance(row.get("test"), dict):
+                last = row["test"]
     return {"test": last} if last is not None else {}

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from latentspec._jsonl import read_rows
 from latentspec.errors import RunError, UserError
 from latentspec.track._feed import eval_scalars, flatten, hparams, row_scalars
 from latentspec.track._sinks import MlflowSink, Sink, TensorBoardSink, default_mlflow_uri
@@ -271,14 +272,7 @@ def _rows(run: str) -> list[dict]:
     path = os.path.join(run, "metrics.jsonl")
     if not os.path.isfile(path):
         raise RunError(f"{run} has no metrics.jsonl to back-fill from")
-    rows = []
-    with open(path) as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a row cut off by an interruption
-                continue
-    return rows
+    return read_rows(path)
 
 
 __all__ = [

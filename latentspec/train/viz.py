@@ -16,12 +16,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 import torch
 
+from latentspec._jsonl import read_rows
 from latentspec.errors import RunError
 from latentspec.spec import Spec
 from latentspec.train.images import grid, save_png
@@ -164,14 +164,7 @@ def learning_curves(run: str, path: str) -> None:
     metrics = os.path.join(run, "metrics.jsonl")
     if not os.path.isfile(metrics):
         raise RunError(f"{run} has no metrics.jsonl to draw learning curves from")
-    rows = []
-    with open(metrics) as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a row cut off by an interruption
-    epochs = [r for r in rows if r.get("kind") in ("epoch", "fit")]
+    epochs = [r for r in read_rows(metrics) if r.get("kind") in ("epoch", "fit")]
     terms = list(dict.fromkeys(k for r in epochs for part in ("train", "test") for k in r.get(part, {})))
     if not terms:
         raise RunError(f"{metrics} has no epoch rows yet")
