@@ -110,7 +110,8 @@ def export_model(
     """
     from latentspec.export._manifest import build_manifest, plain_permissions, write_manifest
     from latentspec.export._onnx import export_graph_entry
-    from latentspec.export._optimize import export_optimize_entry, frozen
+    from latentspec.export._optimize import export_optimize_entry
+    from latentspec.nn.modules import frozen
     from latentspec.spec import dump_resolved
 
     fmts = _formats(formats)

@@ -16,18 +16,18 @@ example data against running the term on one-example slices.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torch.overrides import TorchFunctionMode
 
 from latentspec.compiler import CompiledModel
 from latentspec.errors import ExportError
+from latentspec.nn.modules import frozen
 from latentspec.spec._model import EntrySpec, TermSpec
 
 aten = torch.ops.aten
@@ -162,19 +162,6 @@ def _fresh(name: str, taken: set[str]) -> str:
     while name in taken:
         name = f"{name}_"
     return name
-
-
-@contextlib.contextmanager
-def frozen(model: nn.Module) -> Iterator[None]:
-    """Parameters without gradients (restored afterwards): only the variable is differentiated."""
-    saved = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in saved:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in saved:
-            p.requires_grad_(flag)
 
 
 class OptimizeGraph:

@@ -7,8 +7,9 @@ Every forward takes batched tensors, keeps the batch axis symbolic (``flatten(1)
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -395,3 +396,16 @@ class GMMPrior(nn.Module):
         self.edges.copy_(edges)
         self.means.copy_(torch.as_tensor(gm.means_))
         self.scale_tril.copy_(torch.linalg.cholesky(torch.as_tensor(gm.covariances_)))
+
+
+@contextlib.contextmanager
+def frozen(model: torch.nn.Module) -> Iterator[None]:
+    """Parameters without gradients (restored afterwards): only the variable is differentiated."""
+    saved = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in saved:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in saved:
+            p.requires_grad_(flag)

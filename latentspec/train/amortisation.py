@@ -9,11 +9,11 @@ docs/bundle-format.md) with one start, in PyTorch.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import torch
 
+from latentspec.nn.modules import frozen
 from latentspec.spec import Spec
 from latentspec.spec._evalkeys import amortised_encoder, reconstruction_of
 
@@ -28,18 +28,6 @@ def _project(z: torch.Tensor, kind: str | None, radius: float) -> torch.Tensor:
         return z
     norm = z.norm(dim=1, keepdim=True).clamp_min(1e-12)  # (B, 1)
     return z / norm if kind == "unit_l2" else z * torch.clamp(radius / norm, max=1.0)
-
-
-@contextlib.contextmanager
-def _frozen(model: torch.nn.Module):
-    saved = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in saved:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in saved:
-            p.requires_grad_(flag)
 
 
 class _Inversion:
@@ -76,7 +64,7 @@ class _Inversion:
         z = z.detach().clone().requires_grad_(True)
         opt = torch.optim.Adam([z], lr=self.entry.lr, betas=BETAS, eps=1e-8)
         n = len(z)
-        with _frozen(self.model), torch.enable_grad():
+        with frozen(self.model), torch.enable_grad():
             for _ in range(steps):
                 opt.zero_grad(set_to_none=True)
                 (self.loss(self.outputs(z, batch)) * n).backward()  # the summed per-example loss
