@@ -107,3 +107,10 @@ def sides(c: dict) -> str:
 def claim_rows(claims: list[dict]) -> list[tuple[str, str, bool | None]]:
     """README rows for a run's checked claims."""
     return [(c["claim"] + (f" ({c['doc']})" if c.get("doc") else ""), sides(c), c["holds"]) for c in claims]
+
+
+def epoch_rows(run: str) -> list[dict]:
+    """The run's per-epoch rows of ``metrics.jsonl``."""
+    from latentspec._jsonl import read_rows
+
+    return [r for r in read_rows(os.path.join(run, "metrics.jsonl")) if r.get("kind") == "epoch"]

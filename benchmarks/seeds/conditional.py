@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.seeds import Context, claim_rows, register
+from benchmarks.seeds import Context, claim_rows, epoch_rows, register
 
 MNIST_QUICK = ["data.split.train=300", "data.split.test=100", "data.batch=50"]
 PER_CLASS = 100  # the 1,000 conditional samples over 10 digits
@@ -93,8 +93,7 @@ def cvae(ctx: Context) -> dict[str, Any]:
     )
     grid_png = ctx.figure("cvae_samples.png")
     save_png(grid_png, labelled_grid(rows, ncol=10))
-    with open(os.path.join(run, "metrics.jsonl")) as f:
-        epochs = [r for r in map(json.loads, f) if r["kind"] == "epoch"]
+    epochs = epoch_rows(run)
     numbers = {
         "class_fidelity": {k: fid[k] for k in ("accuracy", "min_class_accuracy", "per_class", "samples", "confusion")},
         "classifier_accuracy_on_real_test_digits": fid["real_accuracy"],

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
-from benchmarks.seeds import Context, claim_rows, register
+from benchmarks.seeds import Context, claim_rows, epoch_rows, register
 
 EIGEN_KS = (1, 5, 10, 20, 50)
 FACES_QUICK = ["data.dataset.faces.size=160", "data.split.train=120", "data.split.test=40", "data.batch=40"]
@@ -54,8 +53,7 @@ def eigenfaces(ctx: Context) -> dict[str, Any]:
     claims = ctx.check(lae)
     lae_png = ctx.figure("linear_ae_faces.png")
     _component_grid(lae, lae_png, 10)
-    with open(os.path.join(lae, "metrics.jsonl")) as f:
-        epochs = [r for r in map(json.loads, f) if r["kind"] == "epoch"]
+    epochs = epoch_rows(lae)
     mean_mse = _mean_image_mse(lae)
     numbers = {
         "mean_image_test_mse": mean_mse,

@@ -5,13 +5,11 @@ same features: real digits from the training split, and blurred uniform noise.""
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 import numpy as np
 
-from benchmarks.seeds import Context, claim_rows, register
+from benchmarks.seeds import Context, claim_rows, epoch_rows, register
 
 MNIST_QUICK = ["data.split.train=300", "data.split.test=100", "train.epochs=1"]
 IWAE_K = 50
@@ -37,11 +35,6 @@ def classifier_accuracy(run: str) -> float:
     test = SplitData.build(spec, "test")
     pred = logits(test.fields["x"].numpy()).argmax(1)
     return float((pred == test.fields["y"].numpy()).mean())
-
-
-def epoch_rows(run: str) -> list[dict]:
-    with open(os.path.join(run, "metrics.jsonl")) as f:
-        return [r for r in map(json.loads, f) if r["kind"] == "epoch"]
 
 
 @register("vae_mnist", "The MNIST VAE (the quick start's spec)", "Kingma & Welling 2014")
