@@ -56,9 +56,21 @@ export:
 """
 
 
-def test_the_detector_fires_on_a_collapsed_run(tmp_path, capsys):
+@pytest.mark.parametrize("eval_every", [1, 0])
+def test_the_detector_fires_on_a_collapsed_run(tmp_path, capsys, monkeypatch, eval_every):
+    """With a test evaluation every epoch the check reads its outputs on the check's rows (no
+    forward of its own); without one it runs the model itself. Both find the collapse."""
+    from latentspec.train import collapse
+
+    forwards = []
+    real = collapse.forward_rows
+    monkeypatch.setattr(collapse, "forward_rows", lambda *a: forwards.append(1) or real(*a))
     run = str(tmp_path / "run")
-    train(load_spec(COLLAPSING, text=True), run, quiet=True)
+    train(
+        load_spec(COLLAPSING.replace("epochs: 3", f"epochs: 3\n  eval_every: {eval_every}"), text=True), run, quiet=True
+    )
+    # eval_every 0 evaluates the last epoch only: the check runs the model after epochs 1 and 2
+    assert len(forwards) == (0 if eval_every else 2)
     warnings = rows(run, "warning")
     found = {(w["what"], w["term"], w["epoch"]) for w in warnings}
     assert {("constant", "recon", e) for e in (2, 3)} <= found  # from the second epoch: constant and staying so

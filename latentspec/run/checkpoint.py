@@ -8,10 +8,12 @@ non-tensor state, metrics). No pickle anywhere.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -66,21 +68,58 @@ def save(folder: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer |
     ``state.json`` records the sha256 of every tensor file (``files``), checked on load. A
     failed write (full disk) removes the half-built folder and leaves the previous checkpoint.
     """
+    write(folder, Snapshot.of(model, optimizer, state, copy=False))
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """What a checkpoint holds, taken from a model and optimizer at one moment: CPU tensors
+    (copies with ``copy``, so training may go on while they are written) and the JSON state."""
+
+    weights: dict[str, torch.Tensor]
+    optimizer: dict[str, torch.Tensor] | None
+    state: dict
+
+    @classmethod
+    def of(cls, model, optimizer, state: dict, *, copy: bool) -> Snapshot:
+        def cpu(v: torch.Tensor) -> torch.Tensor:
+            return v.detach().to("cpu", copy=True) if copy else v.detach().cpu().contiguous()
+
+        weights = {k: cpu(v) for k, v in model.state_dict().items()}
+        tensors = None
+        if optimizer is not None:
+            tensors, meta = _flatten_optimizer(optimizer)
+            tensors = {k: cpu(v) for k, v in tensors.items()}
+            state = {**state, "optimizer": meta}
+        return cls(weights, tensors, json.loads(json.dumps(state, allow_nan=False)) if copy else state)
+
+    def nbytes(self) -> int:
+        tensors = [*self.weights.values(), *(self.optimizer or {}).values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> int:
+    """The bytes of a checkpoint's tensors (the model's, and the optimizer's state so far)."""
+    tensors = list(model.state_dict().values())
+    if optimizer is not None:
+        tensors += [v for st in optimizer.state_dict()["state"].values() for v in st.values() if torch.is_tensor(v)]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def write(folder: str, snap: Snapshot) -> None:
+    """Write ``snap`` as the checkpoint folder ``folder``, atomically (see :func:`save`)."""
     parent = os.path.dirname(os.path.abspath(folder))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-ckpt-")
     try:
-        weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         with atomic_path(os.path.join(tmp, "weights.safetensors")) as path:
-            save_file(weights, path)
-        if optimizer is not None:
-            tensors, meta = _flatten_optimizer(optimizer)
+            save_file(snap.weights, path)
+        if snap.optimizer is not None:
             with atomic_path(os.path.join(tmp, "optimizer.safetensors")) as path:
-                save_file(tensors, path)
-            state = {**state, "optimizer": meta}
+                save_file(snap.optimizer, path)
         files = {name: sha256_file(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
         with atomic_open(os.path.join(tmp, "state.json")) as f:
-            json.dump({**state, "files": files}, f, allow_nan=False)
+            json.dump({**snap.state, "files": files}, f, allow_nan=False)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
@@ -92,6 +131,38 @@ def save(folder: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer |
         os.replace(folder, old)
     os.replace(tmp, folder)
     shutil.rmtree(old, ignore_errors=True)
+
+
+class Writer:
+    """Writes checkpoints on one background thread, in order, one epoch's at a time, so the
+    files, hashes and fsyncs overlap the next epoch's training. :meth:`submit` first waits for
+    the previous epoch's writes (at most one set in flight, so at most one extra copy of the
+    state in memory) and raises their error, if any; :meth:`wait` does the same at the end of a
+    run, before callbacks that read the files, and before an error leaves the trainer. A write cut
+    off by a crash leaves the previous checkpoint, as :func:`write` does."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+
+    def submit(self, jobs: list[tuple[str, Snapshot]]) -> None:
+        self.wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="latentspec-checkpoint")
+        self._pending = self._pool.submit(lambda: [write(folder, snap) for folder, snap in jobs])
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
 
 
 def load_state(folder: str) -> dict:

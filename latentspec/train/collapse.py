@@ -74,6 +74,17 @@ def eval_rows(data, n: int = ROWS, block: int | None = None) -> dict[str, torch.
     return {f: v[:k] for f, v in out.items()}
 
 
+def shared_rows(trainer, data) -> np.ndarray | None:
+    """The row numbers of :func:`eval_rows` when the test evaluation can hand the collapse check
+    its outputs on them (one group of fields, no fixed-factor blocks); else None."""
+    from latentspec.data.pipeline import block_size
+
+    if len(data.groups) != 1 or block_size(trainer.spec) is not None:
+        return None
+    size = len(data)
+    return np.linspace(0, size - 1, min(ROWS, size)).round().astype(np.int64)
+
+
 def forward_rows(gm, args, batch: dict[str, torch.Tensor], block: int | None) -> dict[str, torch.Tensor]:
     """``gm(*args(batch))``, or with ``block`` one fixed-factor block of ``batch`` at a time, the
     outputs concatenated: a training graph with ``clamp_latents`` reads its whole batch, so the
@@ -134,6 +145,8 @@ class CollapseCheck:
         }
         self.previous: dict[tuple, float] = {}  # (stage, recon, target) -> last epoch's value
         self.previous_spread: dict[tuple, float] = {}  # ... and its reconstruction's spread
+        self.constants: dict[str, dict[str, torch.Tensor]] = {}  # term -> its constant predictors
+        self.target_spread: dict[tuple[str, str], float] = {}  # (split, target) -> its spread
 
     @torch.no_grad()
     def check(self, stage, epoch: int) -> list[dict]:
@@ -156,16 +169,26 @@ class CollapseCheck:
                 needed = list(
                     dict.fromkeys(x for names in mine.values() for n in names for x in spec.objective[n].inputs)
                 )
-                gm, plan = model.graph(needed, training=True)
-                g = torch.Generator().manual_seed((spec.seed + 7919) % 2**64)
-                outs = forward_rows(
-                    gm, lambda b, plan=plan, g=g: batch_args(model, plan, b, g, tr.device), batch, self.block
-                )
+                outs = self._evaluated(split, needed)
+                if outs is None:
+                    gm, plan = model.graph(needed, training=True)
+                    g = torch.Generator().manual_seed((spec.seed + 7919) % 2**64)
+                    outs = forward_rows(
+                        gm, lambda b, plan=plan, g=g: batch_args(model, plan, b, g, tr.device), batch, self.block
+                    )
                 for key, names in mine.items():
                     rows += self._check_group(stage, epoch, key, names, outs, split)
         finally:
             _restore(modes)
         return rows
+
+    def _evaluated(self, split: str, needed: list[str]) -> dict | None:
+        """This step's test evaluation's outputs on the check's rows, when it kept them all."""
+        shared = self.trainer._eval_outputs
+        if split != "test" or shared is None or shared[0] != self.trainer.state["step"]:
+            return None
+        outs, rows = shared[1], len(next(iter(self.rows[split].values())))
+        return outs if all(x in outs and len(outs[x]) == rows for x in needed) else None
 
     def _value(self, names: list[str], outs: dict, epoch: int, replace: dict | None = None) -> float:
         """The weighted sum of ``names`` on ``outs``; ``replace``: term -> its reconstruction input."""
@@ -179,12 +202,18 @@ class CollapseCheck:
             total += term_weight(t, self.trainer.state["step"], epoch) * float(self.trainer.terms[name](*args))
         return total
 
+    def _constants(self, name: str, target: str) -> dict[str, torch.Tensor]:
+        """:func:`constant_predictors` of a term, computed once: the training data is fixed."""
+        if name not in self.constants:
+            self.constants[name] = constant_predictors(self.trainer.spec, name, self.trainer.train_data.fields[target])
+        return self.constants[name]
+
     def _baseline(self, names: list[str], outs: dict, epoch: int) -> tuple[str, float]:
         """(which constant, the weighted sum of ``names`` when every example gets it)."""
         spec = self.trainer.spec
         recon, target = spec.objective[names[0]].role("reconstruction"), spec.objective[names[0]].role("target")
         r = outs[recon]
-        consts = {n: constant_predictors(spec, n, self.trainer.train_data.fields[target]) for n in names}
+        consts = {n: self._constants(n, target) for n in names}
         values = {}
         for label in consts[names[0]]:
             replace = {
@@ -202,7 +231,9 @@ class CollapseCheck:
         if any(spec.objective[n].distribution == "bernoulli" for n in names):
             pred = torch.sigmoid(pred)
         found = []
-        want, got = spread(outs[target]), spread(pred)
+        if (split, target) not in self.target_spread:  # the rows are the same every epoch
+            self.target_spread[(split, target)] = spread(outs[target])
+        want, got = self.target_spread[(split, target)], spread(pred)
         before = self.previous_spread.get((stage.name, *key))
         self.previous_spread[(stage.name, *key)] = got
         # constant, and not on its way out of it (a freshly initialised decoder is nearly constant

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from latentspec._finite import NonFiniteError
@@ -24,6 +25,12 @@ from latentspec.spec._evalkeys import held_out_terms
 from latentspec.spec._model import StageSpec
 from latentspec.train import rundir
 from latentspec.train.heldout import TRAINING_ROWS, TRAINING_STEPS, evaluates, inversion_metrics
+
+# Checkpoints up to this size are copied and written on a background thread while the next
+# epoch trains (the copy of a 1.3M-parameter VAE and its Adam moments takes ~3 ms; writing,
+# hashing and fsyncing it ~20 ms). Larger ones (latent tables of millions of rows) are written
+# in place, between epochs, rather than held twice in memory.
+ASYNC_CHECKPOINT_BYTES = 256 * 2**20
 
 
 def batch_args(model: CompiledModel, plan, batch: dict, generator: torch.Generator, device: torch.device) -> list:
@@ -40,10 +47,18 @@ def batch_args(model: CompiledModel, plan, batch: dict, generator: torch.Generat
 
 @torch.no_grad()
 def evaluate_terms(
-    spec: Spec, model: CompiledModel, terms: dict, names, data: SplitData, device: torch.device
+    spec: Spec,
+    model: CompiledModel,
+    terms: dict,
+    names,
+    data: SplitData,
+    device: torch.device,
+    keep: tuple[np.ndarray, dict[str, torch.Tensor]] | None = None,
 ) -> dict[str, float]:
     """Mean of the named terms over ``data``, with noise from its own fixed generator (never
-    the training generator, so evaluation does not change what training draws)."""
+    the training generator, so evaluation does not change what training draws). ``keep``:
+    (row numbers in ascending order, a dict to fill with the graph's outputs on those rows), so
+    that the collapse check can read them instead of running the model again."""
     was = model.training
     model.eval()
     outs_needed = list(dict.fromkeys(t for name in names for t in spec.objective[name].inputs))
@@ -51,13 +66,21 @@ def evaluate_terms(
     g = torch.Generator().manual_seed((spec.seed + 7919) % 2**64)
     sums: dict[str, float] = {}
     count = 0
+    kept: list[dict[str, torch.Tensor]] = []
     for batch in data.batches(spec, 0, shuffle=False, batch=spec.data.test_batch):
         n = len(next(iter(batch.values())))
         outs = gm(*batch_args(model, plan, batch, g, device))
         for name in names:
             value = terms[name](*(outs[x] for x in spec.objective[name].inputs))
             sums[name] = sums.get(name, 0.0) + value.item() * n
+        if keep is not None:  # unshuffled batches: this one holds rows count .. count + n - 1
+            rows = keep[0]
+            sel = torch.from_numpy(rows[(rows >= count) & (rows < count + n)] - count)
+            if len(sel):
+                kept.append({k: v[sel.to(v.device)] for k, v in outs.items() if torch.is_tensor(v)})
         count += n
+    if keep is not None and kept:
+        keep[1].update({k: torch.cat([part[k] for part in kept]) for k in kept[0]})
     model.train(was)
     return {k: v / max(count, 1) for k, v in sums.items()}
 
@@ -143,6 +166,8 @@ class Trainer:
         self.test_data = SplitData.build(spec, "test") if "test" in spec.data.split else None
         self.generator = torch.Generator().manual_seed(spec.seed)
         self.state = {"stage": 0, "epoch": 0, "step": 0, "best": None}
+        self._writer = ckpt.Writer()  # checkpoints are written while the next epoch trains
+        self._eval_outputs: tuple[int, dict[str, torch.Tensor]] | None = None  # see `evaluate`
 
     # -- files ---------------------------------------------------------------------------------
     def _log(self, row: dict) -> None:
@@ -331,10 +356,16 @@ class Trainer:
     # -- evaluation -----------------------------------------------------------------------------
     def evaluate(self, stage: StageSpec, data: SplitData) -> dict[str, float]:
         names = held_out_terms(self.spec, stage.terms)
+        from latentspec.train.collapse import shared_rows
+
+        rows = shared_rows(self, data) if data is self.test_data and self.dist.main else None
+        keep = (rows, {}) if rows is not None else None
         out = {
             k: self.dist.mean(v)
-            for k, v in evaluate_terms(self.spec, self.model, self.terms, names, data, self.device).items()
+            for k, v in evaluate_terms(self.spec, self.model, self.terms, names, data, self.device, keep).items()
         }
+        # the outputs on the collapse check's rows, for this step's check
+        self._eval_outputs = (self.state["step"], keep[1]) if keep is not None else None
         # models whose codes are a latent table (GLO): the `invert` entry's fit of test rows
         out.update(
             (k, self.dist.mean(v))
@@ -356,7 +387,14 @@ class Trainer:
             return self._run(resume, force)
         rundir.check_out(self.out)
         with rundir.run_lock(self.out, "train --resume" if resume else "train"):
-            return self._run(resume, force)
+            try:
+                summary = self._run(resume, force)
+            except BaseException:
+                with contextlib.suppress(Exception):  # the first error is the one to report
+                    self._writer.close()  # the last checkpoint is whole before the error leaves
+                raise
+            self._writer.close()
+            return summary
 
     def _run(self, resume: bool, force: bool) -> dict:
         spec = self.spec
@@ -484,7 +522,8 @@ class Trainer:
             from latentspec.train.pictures import epoch_samples
 
             epoch_samples(self, os.path.join(self.out, "samples", f"epoch-{epoch + 1:03d}.png"))
-        if self.dist.main:
+        if self.dist.main and self.callbacks:
+            self._writer.wait()  # callbacks may read the epoch's checkpoint
             for cb in self.callbacks:
                 cb.on_epoch(self, row)
         return row
@@ -628,13 +667,24 @@ class Trainer:
                 )
         self.state["rng"] = ckpt.rng_state(self.generator)
         folder = os.path.join(self.out, "checkpoints")
+        score = sum(row["test"].values()) if row is not None and "test" in row else None
+        improved = score is not None and (self.state["best"] is None or score < self.state["best"])
+        if improved:
+            self.state["best"] = score  # before `last` is taken: a resumed run compares with it
         state = {k: v for k, v in self.state.items() if k != "optimizer"}
-        ckpt.save(os.path.join(folder, "last"), self.model, optimizer, state)
-        if row is not None and "test" in row:
-            score = sum(row["test"].values())
-            if self.state["best"] is None or score < self.state["best"]:
-                self.state["best"] = score
-                ckpt.save(os.path.join(folder, "best"), self.model, None, {**state, "best": score, "metrics": row})
+        # in the background unless a copy of the state would cost too much memory (huge tables)
+        copy = ckpt.state_bytes(self.model, optimizer) <= ASYNC_CHECKPOINT_BYTES
+        last = ckpt.Snapshot.of(self.model, optimizer, state, copy=copy)
+        jobs = [(os.path.join(folder, "last"), last)]
+        if improved:
+            best = {k: v for k, v in last.state.items() if k != "optimizer"}
+            jobs.append((os.path.join(folder, "best"), ckpt.Snapshot(last.weights, None, {**best, "metrics": row})))
+        if copy:
+            self._writer.submit(jobs)
+        else:
+            self._writer.wait()
+            for path, snap in jobs:
+                ckpt.write(path, snap)
 
 
 def train(

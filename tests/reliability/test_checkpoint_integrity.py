@@ -123,3 +123,45 @@ def test_any_damage_to_a_tensor_file_is_found(trained_run, tmp_path_factory, dat
     with pytest.raises(RunError, match=name):
         load_run(run)
         ckpt.load_state(last(run))
+
+
+def test_last_records_the_best_score_and_best_holds_the_same_weights(trained_run):
+    """`last` is taken after the epoch's best score is known, so a resumed run compares with it;
+    `best` of that epoch is the same weights (written from one snapshot, in the background)."""
+    with open(last(trained_run, "state.json")) as f:
+        state = json.load(f)
+    best = os.path.join(trained_run, "checkpoints", "best")
+    with open(os.path.join(best, "state.json")) as f:
+        best_state = json.load(f)
+    assert state["best"] == best_state["best"] is not None
+    if best_state["epoch"] == state["epoch"]:
+        assert best_state["files"]["weights.safetensors"] == state["files"]["weights.safetensors"]
+    assert "optimizer" not in best_state and "optimizer.safetensors" not in best_state["files"]
+
+
+def test_the_writer_writes_snapshots_in_order_and_raises_a_failed_write(tmp_path, monkeypatch):
+    import torch
+
+    model = torch.nn.Linear(3, 2)
+    writer = ckpt.Writer()
+    folder = str(tmp_path / "last")
+    for step in range(3):
+        with torch.no_grad():
+            model.weight.fill_(float(step))
+        writer.submit([(folder, ckpt.Snapshot.of(model, None, {"stage": 0, "epoch": step, "step": step}, copy=True))])
+        with torch.no_grad():
+            model.weight.fill_(-1.0)  # training goes on: the snapshot is a copy
+    writer.wait()
+    assert ckpt.load_state(folder)["step"] == 2
+    probe = torch.nn.Linear(3, 2)
+    ckpt.load_weights(folder, probe)
+    assert (probe.weight == 2.0).all()
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "save_file", full)
+    writer.submit([(folder, ckpt.Snapshot.of(model, None, {"stage": 0, "epoch": 9, "step": 9}, copy=True))])
+    with pytest.raises(RunError, match="No space left"):
+        writer.close()
+    assert ckpt.load_state(folder)["step"] == 2  # the previous checkpoint stays

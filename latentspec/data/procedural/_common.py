@@ -16,10 +16,15 @@ import dataclasses
 import hashlib
 import json
 import math
+import multiprocessing
+import multiprocessing.context
 import os
+import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -383,6 +388,23 @@ def over(dst: np.ndarray, alpha: np.ndarray, rgb: np.ndarray) -> None:
 
 
 # ------------------------------------------------------------------------------- generation
+#: Renders whose estimated time in one process (the second chunk's time × the chunks) is at
+#: least this many seconds run on a process pool. Measured on a 2-core machine at load 5-6
+#: (benchmarks/bench_data.py; notes in benchmarks/BENCHMARKS.md): the pool costs about 0.2 s the
+#: first time in a process (the fork server starts) and 0.1 s after (forking the workers), plus
+#: about 0.5 ms per MB of output to reserve the shared file. With 2 idle cores the pool saves
+#: half the render, so it repays its cost from about 0.5 s; on the loaded machine, where a worker
+#: finds no idle core, it lost at 0.3-1.4 s (shapes 16k 0.42×, hands 4k 0.69×, faces 4k 0.77×)
+#: and won at 2.7 s (shapes 64k, 1.58×); the full benchmark at load 6 gave 0.44× at 0.22 s
+#: (shapes 16k) and 1.17× at 1.2 s (64k). 1 s gives up at most a quarter second when idle.
+PROCESS_MIN_SECONDS = 1.0
+#: Environment variable overriding the number of worker processes (1: always in this process).
+WORKERS_ENV = "LATENTSPEC_RENDER_WORKERS"
+#: At most this many chunks per task handed to a worker: enough to amortise a task's messages,
+#: few enough that the tasks balance over the workers.
+TASK_CHUNKS = 16
+
+
 def _settle_allocator() -> None:
     """Free one 24 MB block. glibc then raises its mmap and trim thresholds (its documented
     dynamic threshold), so the per-chunk temporaries are recycled instead of being returned to
@@ -392,31 +414,172 @@ def _settle_allocator() -> None:
     del block
 
 
-def _workers() -> int:
+def _cores() -> int:
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
+        return os.cpu_count() or 1
+
+
+def render_workers(chunks: int) -> int:
+    """Worker processes for a render of ``chunks`` chunks: ``$LATENTSPEC_RENDER_WORKERS`` if set,
+    else one per core; never more than the chunks. ValueError naming the variable if it is not a
+    positive integer."""
+    text = os.environ.get(WORKERS_ENV, "").strip()
+    if text:
+        try:
+            wanted = int(text)
+        except ValueError:
+            wanted = 0
+        if wanted < 1:
+            raise ValueError(f"${WORKERS_ENV} must be a positive integer (1: render in this process), got {text!r}")
+    else:
+        wanted = _cores()
+    return max(1, min(wanted, chunks))
+
+
+def _pool_context() -> multiprocessing.context.BaseContext | None:
+    """The fork server: torch, imported by the caller, runs threads that a plain ``fork`` would
+    copy mid-lock into the child (a deadlock), and ``spawn`` pays Python's start-up and the
+    imports per worker where the fork server pays them once per process. None where there is no
+    fork server (Windows) or this process may not have children (a daemonic worker)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
+        return None
+    context = multiprocessing.get_context("forkserver")
+    # The server imports numpy and the renderers once, so a worker forked from it starts in
+    # milliseconds (no effect if the server already runs). '__main__' is the default entry.
+    context.set_forkserver_preload(["__main__", "latentspec.data.procedural"])
+    return context
+
+
+def _shared_dir() -> str:
+    """Where the workers' shared output file goes: /dev/shm (memory) where it exists, else the
+    temporary directory (the page cache keeps it in memory too)."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+Layout = dict[str, tuple[str, tuple[int, ...], int]]  # name -> (dtype, item shape, byte offset)
+
+
+def _views(mm: np.ndarray, n: int, layout: Layout) -> dict[str, np.ndarray]:
+    out = {}
+    for k, (dtype, shape, offset) in layout.items():
+        size = n * int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        out[k] = mm[offset : offset + size].view(dtype).reshape(n, *shape)
+    return out
+
+
+def _render_task(
+    render_batch: RenderBatch,
+    factors: dict[str, np.ndarray],
+    opts: dict,
+    path: str,
+    n: int,
+    layout: Layout,
+    start: int,
+) -> None:
+    """Worker: render the items ``start ..`` (the given factor slices) chunk by chunk, as in one
+    process, into their rows of the shared file."""
+    _settle_allocator()
+    out = _views(np.memmap(path, np.uint8, mode="r+"), n, layout)
+    m = len(next(iter(factors.values())))
+    for s in range(0, m, CHUNK):
+        part = render_batch({k: v[s : s + CHUNK] for k, v in factors.items()}, **opts)
+        for k, v in part.items():
+            out[k][start + s : start + s + len(v)] = v
+
+
+def _render_pool(
+    render_batch: RenderBatch,
+    factors: dict[str, np.ndarray],
+    opts: dict,
+    first: dict[str, np.ndarray],
+    n: int,
+    workers: int,
+    context: multiprocessing.context.BaseContext,
+) -> dict[str, np.ndarray] | None:
+    """``render_batch`` over tasks of whole chunks on ``workers`` processes that write into one
+    shared file; the arrays returned map that file copy-on-write (no copy, and in-place changes
+    stay private to this process, as for arrays of its own). None if there is no room for the
+    file (the caller renders in this process)."""
+    layout: Layout = {}
+    total = 0
+    for k, v in first.items():
+        layout[k] = (v.dtype.str, v.shape[1:], total)
+        total += -(-n * v[0].nbytes // 64) * 64  # 64-byte aligned
+    chunks = -(-n // CHUNK)
+    per_task = max(1, min(TASK_CHUNKS, chunks // (4 * workers))) * CHUNK
+    try:
+        fd, path = tempfile.mkstemp(prefix=f"latentspec-render-{os.getpid()}-", suffix=".bin", dir=_shared_dir())
+    except OSError:
+        return None
+    try:
+        try:
+            # Reserve the memory now: a worker writing into a tmpfs that is full dies of SIGBUS.
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, total)
+            else:
+                os.ftruncate(fd, total)
+        except OSError:
+            return None  # no room for the shared file
+        finally:
+            os.close(fd)
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            try:
+                tasks = [
+                    pool.submit(
+                        _render_task,
+                        render_batch,
+                        {k: v[s : s + per_task] for k, v in factors.items()},
+                        opts,
+                        path,
+                        n,
+                        layout,
+                        s,
+                    )
+                    for s in range(0, n, per_task)
+                ]
+                for task in as_completed(tasks):
+                    task.result()
+            except BrokenProcessPool as e:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise RuntimeError(
+                    f"rendering in {workers} worker processes failed: a worker died ({e}). In a script, start "
+                    f"the work under `if __name__ == '__main__':`; set {WORKERS_ENV}=1 to render in this process"
+                ) from None
+            except BaseException:  # a renderer's error (re-raised with the worker's traceback), Ctrl-C
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        return {k: np.asarray(v) for k, v in _views(np.memmap(path, np.uint8, mode="c"), n, layout).items()}
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # the mapping outlives the name
 
 
 def render_chunks(render_batch: RenderBatch, factors: dict[str, np.ndarray], opts: dict) -> dict[str, np.ndarray]:
-    """``render_batch`` over chunks of items on a thread pool (numpy releases the GIL), into
-    preallocated arrays so the whole dataset is never held twice."""
+    """``render_batch`` over chunks of items, on a process pool when the render is long enough
+    to repay starting one (``PROCESS_MIN_SECONDS``), else in this process into preallocated
+    arrays so the whole dataset is never held twice. The bytes are the same either way."""
     n = len(next(iter(factors.values())))
     chunks = [slice(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
     _settle_allocator()
     first = render_batch({k: v[chunks[0]] for k, v in factors.items()}, **opts)
+    parts = [first]
+    if len(chunks) > 1:
+        t0 = time.perf_counter()  # the second chunk: the first pays first-call costs
+        parts.append(render_batch({k: v[chunks[1]] for k, v in factors.items()}, **opts))
+        estimate = (time.perf_counter() - t0) * (len(chunks) - 1)
+        if estimate >= PROCESS_MIN_SECONDS:
+            workers = render_workers(len(chunks))
+            context = _pool_context() if workers > 1 else None
+            pooled = _render_pool(render_batch, factors, opts, first, n, workers, context) if context else None
+            if pooled is not None:
+                return pooled
     out = {k: np.empty((n, *v.shape[1:]), v.dtype) for k, v in first.items()}
-
-    def fill(sl: slice, part: dict[str, np.ndarray] | None = None) -> None:
-        part = part if part is not None else render_batch({k: v[sl] for k, v in factors.items()}, **opts)
+    for i, sl in enumerate(chunks):
+        part = parts[i] if i < len(parts) else render_batch({k: v[sl] for k, v in factors.items()}, **opts)
         for k, v in part.items():
             out[k][sl] = v
-
-    fill(chunks[0], first)
-    with ThreadPoolExecutor(_workers()) as pool:
-        list(pool.map(fill, chunks[1:]))
     return out
 
 
@@ -567,6 +730,32 @@ class ProceduralDataset(DatasetSpec):
         expect = {**self.arrays(cfg), "vary": ArrayInfo((), "int64", "index")}
         key = {**self._key(cfg), "vary": vary, "group": int(group)}
         return cached(self.name + ".grouped", key, make, expect)
+
+    # -- re-rendering, for edit fidelity (``latentspec eval --edit-fidelity``) ----------------
+    #: Per factor, the name of the image region that factor changes (``region``); empty: none.
+    regions: ClassVar[dict[str, str]] = {}
+
+    def rerender(
+        self, cfg: dict, factors: Mapping[str, np.ndarray], changes: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Items rendered again from their factor values (``factors``: every factor's array of
+        these items, as ``load`` returns them; other arrays are ignored) with ``changes``
+        ({factor: new values}) applied: the ground truth of an edit. Unchanged factors give the
+        items of ``load`` byte for byte. ValueError for a change that is not a factor."""
+        cfg = self.resolve(cfg)
+        names = [f.name for f in self.factors(cfg)]
+        for name in changes:
+            if name not in names:
+                raise ValueError(f"unknown factor {name!r}; the factors are: {', '.join(names)}")
+        given = {name: np.asarray(factors[name]) for name in names}
+        given.update({name: np.asarray(v) for name, v in changes.items()})
+        return type(self).render_batch(given, **self.render_opts(cfg))
+
+    def region(self, cfg: dict, factor: str, rendered: Sequence[Mapping[str, np.ndarray]]) -> np.ndarray | None:
+        """A boolean mask (N, 1, H, W) of the pixels that ``factor`` changes in these renders of
+        the same items (``rerender`` outputs, e.g. before and after a change), or None when the
+        dataset marks no region for it (``regions``)."""
+        return None
 
     def metadata(self, cfg: dict) -> dict[str, Any]:
         cfg = self.resolve(cfg)
