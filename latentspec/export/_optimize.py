@@ -27,7 +27,7 @@ from torch.overrides import TorchFunctionMode
 
 from latentspec.compiler import CompiledModel
 from latentspec.errors import ExportError
-from latentspec.nn.modules import frozen
+from latentspec.nn.modules import frozen, project_rows
 from latentspec.spec._model import EntrySpec, TermSpec
 
 aten = torch.ops.aten
@@ -288,22 +288,12 @@ class OptimizeGraph:
 # -- the optimize block and the reference loop ---------------------------------------------------
 
 
-def project(z: Tensor, kind: str | None, radius: float) -> Tensor:
-    """Per row: unit_l2 → z/‖z‖; l2_ball → z·min(1, r/‖z‖); None → z (norms floored at 1e-12)."""
-    if kind is None:
-        return z
-    norm = torch.sqrt(torch.sum(z * z, dim=1, keepdim=True)).clamp_min(1e-12)  # (B, 1)
-    if kind == "unit_l2":
-        return z / norm
-    return z * torch.clamp(radius / norm, max=1.0)
-
-
 def optimize_block(og: OptimizeGraph) -> dict:
     """The manifest's ``optimize`` block for an entry."""
     entry, lat = og.entry, og.latent
     if lat.table:
         weight = og.model.module_of(og.variable).weight.detach().float()  # (size, dim)
-        mean = project(weight.mean(0, keepdim=True), lat.project, lat.radius)[0]
+        mean = project_rows(weight.mean(0, keepdim=True), lat.project, lat.radius)[0]
         init = {"kind": "mean", "value": [float(v) for v in mean.tolist()], "scale": INIT_SCALE}
     else:
         init = {"kind": "zeros", "value": None, "scale": INIT_SCALE}
@@ -347,7 +337,7 @@ def reference_optimize(
         if init["kind"] == "normal" or j > 0:
             noise = rng.standard_normal([batch, og.dim]).astype(np.float32)
             z = z + init["scale"] * torch.from_numpy(noise)
-        z = project(z, kind, radius)
+        z = project_rows(z, kind, radius)
         m = torch.zeros_like(z)
         v = torch.zeros_like(z)
         for t in range(1, steps + 1):
@@ -355,7 +345,7 @@ def reference_optimize(
             m = b1 * m + (1 - b1) * g
             v = b2 * v + (1 - b2) * g * g
             z = z - lr * (m / (1 - b1**t)) / (torch.sqrt(v / (1 - b2**t)) + eps)
-            z = project(z, kind, radius)
+            z = project_rows(z, kind, radius)
         with torch.no_grad():
             outs = og.outputs(z, data)
             result = {k: outs[k] for k in og.visible}
@@ -385,7 +375,7 @@ def export_optimize_entry(model: CompiledModel, entry: EntrySpec, root: str, ops
     og = OptimizeGraph(model, entry)
     batch = example_batch(og.plan.placeholders, (og.dim,))
     data = example_inputs(model, og.data, batch)
-    z = project(torch.randn(batch, og.dim, generator=torch.Generator().manual_seed(1)), og.latent.project, 1.0)
+    z = project_rows(torch.randn(batch, og.dim, generator=torch.Generator().manual_seed(1)), og.latent.project, 1.0)
     with frozen(model):
         og.check_per_example(z, data)
         traced = og.trace(z, data)

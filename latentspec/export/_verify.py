@@ -21,7 +21,8 @@ import torch
 from latentspec.compiler import CompiledModel
 from latentspec.errors import ExportError
 from latentspec.export._onnx import Exported
-from latentspec.export._optimize import project, reference_optimize
+from latentspec.export._optimize import reference_optimize
+from latentspec.nn.modules import project_rows
 
 TOLERANCE = 1e-4
 RUNTIME_TOLERANCE = 1e-3
@@ -84,7 +85,7 @@ class Inputs:
 
     def latent(self, name: str, batch: int, g: torch.Generator) -> torch.Tensor:
         lat = self.spec.latents[name]
-        return project(torch.randn(batch, lat.dim, generator=g), lat.project, lat.radius)
+        return project_rows(torch.randn(batch, lat.dim, generator=g), lat.project, lat.radius)
 
     def make(self, ex: Exported, batch: int, steps: int | None = None, seed: int = 0) -> list[torch.Tensor]:
         """One tensor per ONNX input of ``ex``, in order."""

@@ -326,6 +326,18 @@ class LatentTable(nn.Module):
         self.project_()
 
 
+def project_rows(z: Tensor, kind: str | None, radius: float) -> Tensor:
+    """Per row: unit_l2 → z/‖z‖; l2_ball → z·min(1, r/‖z‖); None → z (norms floored at 1e-12).
+    Written with sqrt(sum(z·z)) rather than ``norm`` so that it traces to plain ONNX ops: the
+    export's optimisation loop, its verification and the amortisation report all use it."""
+    if kind is None:
+        return z
+    norm = torch.sqrt(torch.sum(z * z, dim=1, keepdim=True)).clamp_min(1e-12)  # (B, 1)
+    if kind == "unit_l2":
+        return z / norm
+    return z * torch.clamp(radius / norm, max=1.0)
+
+
 def load_python(class_path: str, args: dict[str, Any]) -> nn.Module:
     """Instantiate ``pkg.module:Class`` with ``**args``."""
     module_name, _, attr = class_path.partition(":")

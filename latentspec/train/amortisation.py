@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from latentspec.nn.modules import frozen
+from latentspec.nn.modules import frozen, project_rows
 from latentspec.spec import Spec
 from latentspec.spec._evalkeys import amortised_encoder, reconstruction_of
 
@@ -21,13 +21,6 @@ BETAS = (0.9, 0.999)
 
 
 _encoder = amortised_encoder  # torch-free: the eval declarations (spec._evalkeys) use it too
-
-
-def _project(z: torch.Tensor, kind: str | None, radius: float) -> torch.Tensor:
-    if kind is None:
-        return z
-    norm = z.norm(dim=1, keepdim=True).clamp_min(1e-12)  # (B, 1)
-    return z / norm if kind == "unit_l2" else z * torch.clamp(radius / norm, max=1.0)
 
 
 class _Inversion:
@@ -56,7 +49,7 @@ class _Inversion:
     def start(self, n: int) -> torch.Tensor:
         if self.latent.table:
             mean = self.model.module_of(self.variable).weight.detach().float().mean(0, keepdim=True)
-            return _project(mean, self.latent.project, self.latent.radius).repeat(n, 1)
+            return project_rows(mean, self.latent.project, self.latent.radius).repeat(n, 1)
         return torch.zeros(n, self.latent.dim)
 
     def optimize(self, z: torch.Tensor, batch: dict, steps: int | None = None) -> torch.Tensor:
@@ -70,7 +63,7 @@ class _Inversion:
                 (self.loss(self.outputs(z, batch)) * n).backward()  # the summed per-example loss
                 opt.step()
                 with torch.no_grad():
-                    z.copy_(_project(z, self.latent.project, self.latent.radius))
+                    z.copy_(project_rows(z, self.latent.project, self.latent.radius))
         return z.detach()
 
     @torch.no_grad()
