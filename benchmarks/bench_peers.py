@@ -129,6 +129,46 @@ def pythae_run(data: str, epochs: int, folder: str) -> dict:
         return {"seconds": seconds, **json.load(f)}
 
 
+# What each contender's wall time goes to, from one run of each under cProfile: cumulative
+# seconds of these functions (file suffix, function name), the first match in the profile.
+PROFILED = {
+    "latentspec": {
+        "import torch": ("torch/__init__.py", "<module>"),
+        "import torch._dynamo (first optimizer)": ("torch/_dynamo/__init__.py", "<module>"),
+        "the whole Trainer.run": ("latentspec/train/trainer.py", "run"),
+        "training steps": ("latentspec/train/trainer.py", "step"),
+        "test evaluation": ("latentspec/train/trainer.py", "evaluate"),
+        "checkpoints": ("latentspec/train/trainer.py", "_checkpoint"),
+        "collapse check": ("latentspec/train/collapse.py", "check_epoch"),
+        "sample pictures": ("latentspec/train/pictures.py", "epoch_samples"),
+    },
+    "pythae": {
+        "import torch": ("torch/__init__.py", "<module>"),
+        "import torch._dynamo (first optimizer)": ("torch/_dynamo/__init__.py", "<module>"),
+        "the whole TrainingPipeline call": ("pythae/pipelines/training.py", "__call__"),
+        "training steps": ("pythae/trainers/base_trainer/base_trainer.py", "train_step"),
+        "test evaluation": ("pythae/trainers/base_trainer/base_trainer.py", "eval_step"),
+        "final model save": ("pythae/trainers/base_trainer/base_trainer.py", "save_model"),
+    },
+}
+
+
+def profile_breakdown(cmd: list[str], parts: dict[str, tuple[str, str]], folder: str) -> dict:
+    """Run ``cmd`` (a Python command line, without the interpreter) once under cProfile; the
+    profiled total and the cumulative seconds of ``parts``."""
+    import pstats
+
+    out = os.path.join(folder, "profile.out")
+    run_timed([sys.executable, "-m", "cProfile", "-o", out, *cmd])
+    stats = pstats.Stats(out).stats  # (file, line, function) -> (calls, ncalls, tottime, cumtime, callers)
+    total = max(v[3] for v in stats.values())
+    found = {}
+    for label, (suffix, func) in parts.items():
+        hits = [v[3] for (f, _, fn), v in stats.items() if f.replace(os.sep, "/").endswith(suffix) and fn == func]
+        found[label] = max(hits) if hits else None
+    return {"total_s": total, "parts_s": found}
+
+
 def overheads(epochs: int) -> dict:
     """Seconds of latentspec's per-epoch extras against its training steps, one process."""
     from latentspec.spec import load_spec
@@ -229,6 +269,25 @@ def main() -> None:
                 )
                 runs[who].append(r)
                 print(f"round {rnd + 1} {who:10s} {r['seconds']:7.1f} s  -ELBO {r['neg_elbo']:.2f}", file=sys.stderr)
+        # one more run of each under cProfile: what the wall time goes to (not timed: the
+        # profiler's overhead is per Python call, so the shares, not the seconds, compare)
+        profiles = {}
+        for who in ("latentspec", "pythae"):
+            folder = os.path.join(d, f"{who}-profile")
+            os.makedirs(folder)
+            cmd = (
+                ["-m", "latentspec.cli", "train", SPEC, "--out", os.path.join(folder, "run"), "--quiet"]
+                + ["--device", "cpu", "--set", f"train.epochs={args.epochs}"]
+                if who == "latentspec"
+                else [
+                    os.path.abspath(__file__),
+                    "--pythae-child",
+                    data,
+                    str(args.epochs),
+                    os.path.join(folder, "p.json"),
+                ]
+            )
+            profiles[who] = profile_breakdown(cmd, PROFILED[who], folder)
     summary = {who: statistics.median(r["seconds"] for r in rs) for who, rs in runs.items()}
     extra = overheads(args.overhead_epochs or args.epochs)
     write_result(
@@ -246,6 +305,7 @@ def main() -> None:
             "median_seconds": summary,
             "pythae_over_latentspec": summary["pythae"] / summary["latentspec"],
             "overheads": extra,
+            "profiles": profiles,
         },
     )
     print(json.dumps({"json": args.json, "pythae_over_latentspec": summary["pythae"] / summary["latentspec"]}))

@@ -111,6 +111,19 @@ def _parser() -> argparse.ArgumentParser:
         "--disentanglement", action="store_true", help="MIG, DCI, SAP, FactorVAE score against the dataset's factors"
     )
     e.add_argument(
+        "--edit-fidelity",
+        action="append",
+        metavar="DIRECTION",
+        help="edit held-out items of a procedural dataset along a direction (repeatable: NAME of RUN/directions.json, "
+        "NAME=FIELD:A:B or NAME=group:GROUP) and compare with the items rendered with its factor changed: MSE before and after",
+    )
+    e.add_argument(
+        "--edit-step",
+        type=float,
+        metavar="S",
+        help="with --edit-fidelity: the change of the direction's factor, in its units (default: half its range)",
+    )
+    e.add_argument(
         "--pca",
         action="store_true",
         help="the decode entry against PCA with as many components: test MSE, cosines of the principal angles",
@@ -118,8 +131,18 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", choices=["last", "best"], default="last")
     e.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
 
-    ck = sub.add_parser("check", help="check the spec's `claims:` against the run's eval.json (exit 1 if one fails)")
+    ck = sub.add_parser(
+        "check",
+        help="check the spec's `claims:` against the run's eval.json (exit 1 if one fails); writes RUN/claims.json",
+    )
     ck.add_argument("run")
+    ck.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="NAME=RUN",
+        help="the run that the spec's baseline NAME is (claims on NAME:path read its eval.json); repeatable",
+    )
 
     x = sub.add_parser("export", help="export a run's entry points as a verified bundle")
     x.add_argument("run")
@@ -367,6 +390,8 @@ def cmd_eval(args) -> int:
         disentanglement=args.disentanglement,
         pca=args.pca,
         class_fidelity=args.class_fidelity,
+        edit_fidelity=args.edit_fidelity,
+        edit_step=args.edit_step,
     )
     print(json.dumps(result, indent=2))
     from latentspec.track import after_eval
@@ -506,19 +531,31 @@ def cmd_docs(args) -> int:
 
 def cmd_check(args) -> int:
     from latentspec.errors import UserError
-    from latentspec.spec._claims import check_run
+    from latentspec.spec._claims import check_with_baselines, write_record
 
-    spec, checked = check_run(args.run)
+    given: dict[str, str] = {}
+    for item in args.baseline:
+        name, sep, run = item.partition("=")
+        if not sep or not name.strip() or not run.strip():
+            raise UserError(f"--baseline {item}: expected NAME=RUN, e.g. --baseline vae=runs/vae")
+        if name.strip() in given:
+            raise UserError(f"--baseline {item}: baseline '{name.strip()}' is given twice")
+        given[name.strip()] = run.strip()
+    spec, checked, baselines = check_with_baselines(args.run, given)
     if not checked:
         print(f"{spec.name}: the spec states no claims (add a `claims:` section)")
         return 0
+    write_record(args.run, spec, checked, baselines)
     for c in checked:
         print(c.line())
     unchecked = [c.claim.name for c in checked if c.holds is None]
     failed = [c.claim.name for c in checked if c.holds is False]
     if unchecked:
         names = ", ".join(unchecked)
-        raise UserError(f"{len(unchecked)} of {len(checked)} claims unchecked (a number is missing): {names}")
+        what = "a number is missing"
+        if any(c.holds is None and (c.missing or "").startswith("needs --baseline") for c in checked):
+            what = "a number or a --baseline run is missing"
+        raise UserError(f"{len(unchecked)} of {len(checked)} claims unchecked ({what}): {names}")
     if failed:
         raise UserError(f"{len(failed)} of {len(checked)} claims fail: {', '.join(failed)}")
     return 0

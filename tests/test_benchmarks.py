@@ -104,6 +104,7 @@ def test_bench_data_quick(tmp_path):
     assert [r["n"] for r in result["rows"]] == [500, 2_000]
     for r in result["rows"]:
         assert r["epoch_s"] > r["epoch_steps_s"] > 0 and r["loader_epoch_s"] > 0 and r["render_s"] > 0
+        assert r["render_pool_s"] > 0 and r["render_pool_first_s"] > 0 and r["render_one_process_s"] > 0
         assert r["render_workers"] >= 1 and r["peak_rss_mb"] > 0
     assert set(result["per_item_growth_smallest_to_largest"]) == {"epoch", "loader", "render"}
     assert "| 2,000 |" in report.data_section(result)
@@ -123,7 +124,12 @@ def test_bench_peers_quick(tmp_path):
     o = result["overheads"]
     assert set(o["extras_s"]) == {"evaluation", "checkpoints", "collapse check", "sample picture"}
     assert all(v > 0 for v in o["extras_s"].values()) and o["steps_s"] > 0
-    assert "Pythae ÷ latentspec wall time" in report.peers_section(result)
+    prof = result["profiles"]
+    for who in ("latentspec", "pythae"):  # every profiled part was found in the profile
+        assert prof[who]["total_s"] > 0 and all(v is not None and v > 0 for v in prof[who]["parts_s"].values())
+        assert prof[who]["parts_s"]["training steps"] < prof[who]["total_s"]
+    text = report.peers_section(result)
+    assert "Pythae ÷ latentspec wall time" in text and "| training steps |" in text
 
 
 def test_report_renders_every_section_from_json(tmp_path):

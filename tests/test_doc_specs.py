@@ -13,7 +13,19 @@ import yaml
 from latentspec.spec import validate_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTIONS = {"latentspec", "name", "seed", "data", "latents", "nodes", "objective", "train", "export", "claims"}
+SECTIONS = {
+    "latentspec",
+    "name",
+    "seed",
+    "data",
+    "latents",
+    "nodes",
+    "objective",
+    "train",
+    "export",
+    "claims",
+    "baselines",
+}
 
 
 def yaml_blocks(path: str) -> list[tuple[int, dict]]:
@@ -64,6 +76,9 @@ def test_readme_has_a_scheduled_weight_example():
 
 def test_readme_has_claims_and_fitted_prior_examples():
     assert any("claims" in doc for _, doc in FRAGMENTS), "README.md shows no `claims:` example"
+    assert any(
+        "baselines" in doc and any(":" in str(c.get("lt", "")) for c in doc.get("claims") or []) for _, doc in FRAGMENTS
+    ), "README.md shows no claim on a `baselines:` run"
     assert any(
         any(lat.get("prior") in ("gaussian", "gmm") for lat in (doc.get("latents") or {}).values())
         for _, doc in FRAGMENTS

@@ -1,7 +1,8 @@
 """`python -m benchmarks.reproduce cvae --quick`: the conditional-VAE result runs end to end at a
 tiny size (classifier and CVAE trained from their specs, `eval --class-fidelity`, `latentspec
-check`, both bundles exported and sampled through the runtime), so the script does not rot. Its
-verdict at this size means nothing; only that the claim was checked and the numbers agree."""
+check`, both bundles exported and sampled through the runtime), so the script does not rot; and
+`smart_editing --quick` (`eval --edit-fidelity`, `latentspec check`, the bundle's `edit`). Their
+verdicts at this size mean nothing; only that the claims were checked and the numbers agree."""
 
 from __future__ import annotations
 
@@ -38,3 +39,22 @@ def test_quick_cvae_runs_the_whole_pipeline(tmp_path):
     assert any(s.startswith("latentspec eval RUNS/cvae_mnist --class-fidelity RUNS/classifier_mnist") for s in steps)
     assert any(s.startswith("latentspec check RUNS/cvae_mnist") for s in steps)
     assert any(s.startswith("latentspec export RUNS/cvae_mnist") for s in steps)
+
+
+@pytest.mark.slow
+def test_quick_smart_editing_checks_its_claim_through_eval(tmp_path):
+    result = reproduce.reproduce("smart_editing", quick=True, out=str(tmp_path))
+    with open(tmp_path / "smart_editing.json") as f:
+        assert json.load(f) == result
+    (claim,) = result["claims"]["vae_faces"]
+    assert claim["name"] == "gaze_edit_nearer_truth" and isinstance(claim["holds"], bool)
+    assert "checked_by" not in claim  # `latentspec check` decided it, from eval.json
+    n = result["numbers"]
+    assert claim["value"] == n["mse"]["edit_means"] and claim["target"] == n["mse"]["decoded_before_edit"]
+    assert n["runtime_vs_eval_max_abs"] < 1e-6  # the bundle's edit(x, d, alpha) is eval's edit
+    assert all(v > 0 for v in n["eye_region_mse"].values())
+    steps = result["steps"]
+    assert any(s.startswith("latentspec eval RUNS/vae_faces --edit-fidelity gaze_right=gaze_x:") for s in steps)
+    assert any(s.startswith("latentspec check RUNS/vae_faces") for s in steps)
+    with open(result["figures"][0], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"

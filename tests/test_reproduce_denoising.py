@@ -1,6 +1,7 @@
 """`python -m benchmarks.reproduce amortisation --quick`: the encoder-versus-optimisation pipeline
 of benchmarks/seeds/denoising.py end to end at a tiny size, its claims checked by `latentspec
-check`; and the comparison of two runs that the denoising result derives itself."""
+check`; the denoising result at a tiny size, its DAE and SDAE claims checked by `latentspec check
+RUN --baseline ae=AE_RUN`; and the "at least one kind" aggregate of the DAEs' checked claims."""
 
 from __future__ import annotations
 
@@ -39,11 +40,36 @@ def test_quick_amortisation_runs_the_whole_pipeline(tmp_path):
     assert steps[1] == "latentspec eval RUNS/ae_mnist" and steps[2] == "latentspec check RUNS/ae_mnist"
 
 
-def test_a_claim_across_two_runs_holds_when_the_first_is_not_smaller():
-    c = denoising._derived_claim("x", "a ≥ b", 0.9, 0.9, "doc")
-    assert c["holds"] is True and (c["value"], c["target"]) == (0.9, 0.9)
-    assert denoising._derived_claim("x", "a ≥ b", 0.89, 0.9, "doc")["holds"] is False
-    assert "eval.json" in c["checked_by"]
+@pytest.mark.slow
+def test_quick_denoising_checks_each_run_against_the_plain_ae(tmp_path):
+    result = reproduce.reproduce("denoising", quick=True, out=str(tmp_path))
+    acc = result["numbers"]["probe_accuracy"]
+    claims = result["claims"]
+    assert set(claims) == {"sdae", "dae_masking", "dae_gaussian", "dae_salt_pepper", "dae_some_kind"}
+    for name in ("sdae", *(f"dae_{k}" for k in denoising.KINDS)):
+        (c,) = claims[name]  # the spec's claim, as `latentspec check` decided it (no verdict asserted)
+        assert (c["name"], c["claim"]) == ("probe_ge_ae", "test.probe_accuracy ≥ ae:test.probe_accuracy")
+        assert (c["value"], c["target"]) == (acc[name], acc["ae"])
+        assert c["holds"] == (acc[name] >= acc["ae"]) and "checked_by" not in c
+        assert (c["value_from"], c["target_from"]) == (f"RUNS/{name}", "ae=RUNS/ae")
+        assert f"latentspec check RUNS/{name} --baseline ae=RUNS/ae" in result["steps"]
+    assert not any(s.startswith("latentspec check RUNS/ae") for s in result["steps"])  # the AE drops the claim
+    (some,) = claims["dae_some_kind"]
+    assert some["holds"] == any(acc[f"dae_{k}"] >= acc["ae"] for k in denoising.KINDS)
+
+
+def _probe(holds, value=0.9):
+    c = {"name": "probe_ge_ae", "claim": "…", "value": value, "target": 0.9, "holds": holds}
+    return [c if holds is not None else {**c, "value": None, "target": None, "missing": "needs --baseline ae=RUN"}]
+
+
+def test_at_least_one_kind_aggregates_the_checked_claims():
+    agg = denoising.at_least_one_kind
+    some = agg({"masking": _probe(False, 0.8), "gaussian": _probe(True, 0.95), "salt_pepper": _probe(False, 0.7)})
+    assert some["holds"] is True and some["value"] == 0.95 and some["doc"] == "best kind: Gaussian σ = 0.3"
+    assert agg({"masking": _probe(False, 0.8), "gaussian": _probe(False, 0.85)})["holds"] is False
+    unchecked = agg({"masking": _probe(False, 0.8), "gaussian": _probe(None)})
+    assert unchecked["holds"] is None and "dae_gaussian: needs --baseline ae=RUN" in unchecked["missing"]
 
 
 @pytest.mark.parametrize("kind", sorted(denoising.KINDS))

@@ -1,7 +1,8 @@
 """`python -m benchmarks.reproduce iwae --quick`: the IWAE-against-VAE result runs end to end at a
-tiny size (both trainings, `eval --iwae`, `check`), and its JSON has every number the README row
-reads, the IWAE spec's claim checked by `latentspec check` and the two cross-run claims derived from
-the two runs' numbers (their verdicts are not asserted: at this size they mean nothing)."""
+tiny size (both trainings, `eval --iwae`, `check --baseline vae=VAE_RUN`), and its JSON has every
+number the README row reads and the IWAE spec's three claims as `latentspec check` decided them: one
+within the run, two on the VAE run (their verdicts are not asserted: at this size they mean
+nothing)."""
 
 from __future__ import annotations
 
@@ -30,16 +31,20 @@ def test_iwae_quick(tmp_path):
         assert set(n) == VAE_KEYS
         assert n["latent_dim"] == 20 and 0 <= n["active_units"] <= 20 and n["iwae_samples"] == 5
         assert abs(n["neg_elbo_recon"] + n["neg_elbo_kl"] - n["neg_elbo"]) < 1e-3 * n["neg_elbo"]
-    # the spec's claim went through `latentspec check` ...
-    (checked,) = result["claims"]["iwae_mnist"]
+    # every claim went through `latentspec check`, the cross-run ones with --baseline vae=VAE_RUN
+    assert set(result["claims"]) == {"iwae_mnist"}
+    checked, nll, units = result["claims"]["iwae_mnist"]
     assert checked["name"] == "iwae_tighter" and isinstance(checked["holds"], bool)
     assert (checked["value"], checked["target"]) == (numbers["iwae"]["iwae_nll"], numbers["iwae"]["neg_elbo"])
-    # ... and the two cross-run claims were decided from the two runs' measured numbers
-    nll, units = result["claims"]["derived"]
+    assert (nll["name"], nll["claim"]) == ("iwae_beats_vae", "test.iwae_nll < vae:test.iwae_nll")
     assert (nll["value"], nll["target"]) == (numbers["iwae"]["iwae_nll"], numbers["vae"]["iwae_nll"])
     assert nll["holds"] == (nll["value"] < nll["target"])
     assert (units["value"], units["target"]) == (numbers["iwae"]["active_units"], numbers["vae"]["active_units"])
     assert units["holds"] == (units["value"] >= units["target"])
+    for c in (nll, units):
+        assert (c["value_from"], c["target_from"]) == ("RUNS/iwae_mnist", "vae=RUNS/vae_mnist")
+        assert "checked_by" not in c
+    assert "latentspec check RUNS/iwae_mnist --baseline vae=RUNS/vae_mnist" in result["steps"]
     trained = [s.split(" --out ")[0] for s in result["steps"] if s.startswith("latentspec train")]
     assert trained == ["latentspec train specs/vae_mnist.yaml", "latentspec train specs/iwae_mnist.yaml"]
     # same data and epochs for both: the two trainings got the same --set list

@@ -60,7 +60,7 @@ def test_latentspec_schema_shows_the_section_defaults(capsys):
 def test_every_declared_key_is_in_the_schema_with_its_default_and_meaning():
     defs = spec_schema()["$defs"]
     names = {"data": "data", "field": "field", "latent": "latent", "train": "train", "stage": "stage"}
-    names.update({"entry": "entry", "entry input": "entry_input"})
+    names.update({"entry": "entry", "entry input": "entry_input", "claim": "claim", "baseline": "baseline"})
     for section in SECTIONS:
         if section.name not in names:
             continue

@@ -56,13 +56,26 @@ class Context:
         with open(os.path.join(run, "eval.json")) as f:
             return json.load(f)
 
-    def check(self, run: str) -> list[dict]:
-        """The run's claims as `latentspec check` sees them: holds/fails and both numbers."""
-        from latentspec.spec._claims import check_run
+    def check(self, run: str, baselines: dict[str, str] | None = None) -> list[dict]:
+        """The run's claims as `latentspec check RUN [--baseline NAME=OTHER_RUN ...]` sees them:
+        holds/fails and both numbers (and, for a claim on a baseline, the run each came from).
+        Like the command, it writes ``RUN/claims.json``."""
+        from latentspec.spec._claims import check_with_baselines, write_record
 
-        self.commands.append(f"latentspec check {os.path.relpath(run, ROOT) if run.startswith(ROOT) else run}")
-        _, checked = check_run(run)
-        return [c.as_dict() for c in checked]
+        def shown(path: str) -> str:
+            return os.path.relpath(path, ROOT) if path.startswith(ROOT) else path
+
+        flags = "".join(f" --baseline {name}={shown(other)}" for name, other in (baselines or {}).items())
+        self.commands.append(f"latentspec check {shown(run)}{flags}")
+        spec, checked, used = check_with_baselines(run, baselines or {})
+        if checked:
+            write_record(run, spec, checked, used)
+        out = [c.as_dict() for c in checked]
+        for c in out:  # the runs live in a temp folder: RUNS/NAME, as in the result's `steps`
+            for key in ("value_from", "target_from"):
+                if isinstance(c.get(key), str):
+                    c[key] = c[key].replace(self.runs, "RUNS")
+        return out
 
     def figure(self, name: str) -> str:
         return os.path.join(self.out, name)
@@ -101,7 +114,12 @@ def sides(c: dict) -> str:
     """A checked claim's two numbers as the README shows them, or why it was not checked."""
     if c["holds"] is None:
         return c.get("missing") or "not checked"
-    return f"{c['value']:.4g} vs {c['target']:.4g}"
+
+    def whose(source: str | None) -> str:  # a number from a baseline run: "vae's 116.8"
+        name = next((n for n in c.get("baselines") or () if (source or "").startswith(f"{n}=")), None)
+        return f"{name}'s " if name else ""
+
+    return f"{whose(c.get('value_from'))}{c['value']:.4g} vs {whose(c.get('target_from'))}{c['target']:.4g}"
 
 
 def claim_rows(claims: list[dict]) -> list[tuple[str, str, bool | None]]:

@@ -2,10 +2,10 @@
 autoencoder and raw pixels, by a linear probe of their codes; and the encoder against per-example
 optimisation of the code (the amortisation gap).
 
-The denoising claims compare two runs (a DAE's or the SDAE's probe accuracy with the plain AE's),
-and a spec's ``claims:`` compare numbers of one run's eval.json, so `latentspec check` cannot state
-them: their verdicts are derived here, from the two runs' ``eval.json`` numbers, and each record
-says so (``checked_by``).
+The denoising claims compare two runs (a DAE's or the SDAE's probe accuracy with the plain AE's):
+``specs/dae_mnist.yaml`` and ``specs/sdae_mnist.yaml`` state them on their baseline ``ae``, and
+`latentspec check RUN --baseline ae=AE_RUN` checks them for each DAE (one run per corruption kind)
+and the SDAE. The papers' "for at least one kind" is the aggregate of the DAEs' checked claims.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.seeds import ROOT, Context, claim_rows, register
+from benchmarks.seeds import ROOT, Context, claim_rows, register, sides
 
 # Corruption levels from the grids of Vincent et al. 2010 (§6: masking and salt-and-pepper
 # ν ∈ {0.1, 0.25, 0.4}, Gaussian σ ∈ {0.05, 0.1, 0.15, 0.3, 0.5}), fixed before any run.
@@ -24,22 +24,33 @@ KINDS = {"masking": 0.25, "gaussian": 0.3, "salt_pepper": 0.25}
 LABEL = {"masking": "masking 25%", "gaussian": "Gaussian sd 0.3", "salt_pepper": "salt-and-pepper 25%"}
 NAME = {"masking": "masking ν = 0.25", "gaussian": "Gaussian σ = 0.3", "salt_pepper": "salt-and-pepper ν = 0.25"}
 MNIST_QUICK = ["data.split.train=300", "data.split.test=100"]
-DERIVED = "benchmarks/seeds/denoising.py, from the two runs' eval.json (a spec's claims compare numbers of one run)"
 FILTERS = 40  # first-layer filters shown per model
 DIGITS = 10  # test digits in the denoising figure: the first of each class
 
 
-def _derived_claim(name: str, text: str, value: float, target: float, doc: str) -> dict:
-    """A claim record like `latentspec check`'s, for a comparison of two runs."""
-    return {
-        "name": name,
-        "claim": text,
-        "value": value,
-        "target": target,
-        "holds": bool(value >= target),
-        "doc": doc,
-        "checked_by": DERIVED,
+def at_least_one_kind(checked: dict[str, list[dict]]) -> dict:
+    """The papers' claim, "a DAE's probe beats the plain AE's for at least one kind of
+    corruption", from the DAE runs' checked ``probe_ge_ae`` claims: it holds when one of them
+    holds, fails when all were checked and none holds, else is unchecked; value and target are
+    the best kind's."""
+    per = {kind: next(c for c in claims if c["name"] == "probe_ge_ae") for kind, claims in checked.items()}
+    done = {kind: c for kind, c in per.items() if c["holds"] is not None}
+    best = max(done, key=lambda k: done[k]["value"]) if done else None
+    holds = True if any(c["holds"] for c in done.values()) else (False if len(done) == len(per) else None)
+    out = {
+        "name": "dae_ge_ae_some_kind",
+        "claim": "probe_ge_ae holds for at least one corruption kind",
+        "value": done[best]["value"] if best else None,
+        "target": done[best]["target"] if best else None,
+        "holds": holds,
+        "of": [f"dae_{kind}.probe_ge_ae" for kind in per],
+        "doc": f"best kind: {NAME[best]}" if best else "no DAE's claim was checked",
     }
+    if best:  # where the best kind's two numbers came from
+        out.update({k: done[best][k] for k in ("baselines", "value_from", "target_from") if k in done[best]})
+    if holds is None:
+        out["missing"] = "; ".join(f"dae_{k}: {c.get('missing')}" for k, c in per.items() if c["holds"] is None)
+    return out
 
 
 def _first_layer(run: str, node: str) -> np.ndarray:
@@ -105,7 +116,8 @@ def denoising(ctx: Context) -> dict[str, Any]:
 
     quick = MNIST_QUICK if ctx.quick else []
     dae_sets = [*quick, "train.epochs=2"] if ctx.quick else []
-    runs = {"ae": ctx.train("specs/dae_mnist.yaml", "ae", [*dae_sets, "nodes.noise.level=0"])}
+    # the plain AE is the DAEs' baseline `ae`: the spec's claim on it is dropped
+    runs = {"ae": ctx.train("specs/dae_mnist.yaml", "ae", [*dae_sets, "nodes.noise.level=0", "claims=[]"])}
     for kind, level in KINDS.items():
         runs[kind] = ctx.train(
             "specs/dae_mnist.yaml", f"dae_{kind}", [*dae_sets, f"nodes.noise.kind={kind}", f"nodes.noise.level={level}"]
@@ -113,6 +125,8 @@ def denoising(ctx: Context) -> dict[str, Any]:
     sdae_sets = [*quick, *(f"train.stages.{i}.epochs=1" for i in range(3))] if ctx.quick else []
     runs["sdae"] = ctx.train("specs/sdae_mnist.yaml", "sdae", sdae_sets)
     acc = {name: ctx.evaluate(run, "--probe", "y")["test"]["probe_accuracy"] for name, run in runs.items()}
+    # each DAE's and the SDAE's `probe_ge_ae` claim, checked against the plain AE's run
+    checked = {name: ctx.check(runs[name], {"ae": runs["ae"]}) for name in (*KINDS, "sdae")}
 
     # the raw-pixel baseline: the same probe (latentspec.train.evaluate.linear_probe) on x itself
     spec = load_spec(os.path.join(ROOT, "specs/dae_mnist.yaml"), quick)
@@ -149,23 +163,8 @@ def denoising(ctx: Context) -> dict[str, Any]:
         + [("SDAE layer 1", _first_layer(runs["sdae"], "enc1"))],
     )
 
-    best = max(KINDS, key=lambda k: acc[k])
-    claims = [
-        _derived_claim(
-            "sdae_ge_ae",
-            "SDAE test.probe_accuracy ≥ plain AE test.probe_accuracy",
-            acc["sdae"],
-            acc["ae"],
-            "3-layer stacked DAE's top code vs a 1-layer AE of the same width",
-        ),
-        _derived_claim(
-            "dae_ge_ae",
-            "max over corruptions of DAE test.probe_accuracy ≥ plain AE test.probe_accuracy",
-            acc[best],
-            acc["ae"],
-            f"best kind: {NAME[best]}",
-        ),
-    ]
+    some_kind = at_least_one_kind({k: checked[k] for k in KINDS})
+    claims = {"sdae": checked["sdae"], **{f"dae_{k}": checked[k] for k in KINDS}, "dae_some_kind": [some_kind]}
     numbers = {
         "probe_accuracy": {
             "raw_pixels": acc_raw,
@@ -186,7 +185,13 @@ def denoising(ctx: Context) -> dict[str, Any]:
             " / ".join(f"{a:.3f}" for a in (acc_raw, acc["ae"], *(acc[k] for k in KINDS), acc["sdae"])),
             None,
         ),
-        *claim_rows(claims),
+        *(("SDAE: " + text, measured, holds) for text, measured, holds in claim_rows(checked["sdae"])),
+        *(
+            (f"DAE {NAME[k]}: " + text, measured, holds)
+            for k in KINDS
+            for text, measured, holds in claim_rows(checked[k])
+        ),
+        (f"DAE: {some_kind['claim']} ({some_kind['doc']})", sides(some_kind), some_kind["holds"]),
         *(
             (
                 f"test MSE denoising {NAME[k]}: input unchanged / plain AE / DAE",
@@ -196,7 +201,7 @@ def denoising(ctx: Context) -> dict[str, Any]:
             for k in KINDS
         ),
     ]
-    return {"numbers": numbers, "claims": {"denoising": claims}, "figures": [filters_png, digits_png], "rows": rows}
+    return {"numbers": numbers, "claims": claims, "figures": [filters_png, digits_png], "rows": rows}
 
 
 def _steps_curve(run: str, steps: tuple[int, ...], examples: int) -> dict[str, dict[str, float]]:

@@ -258,14 +258,14 @@ def export_run(
     metrics = run_metrics(run)
     _refuse_non_finite(run, which, model, metrics)
     groups = latent_groups(spec, model if calibrate else None)
-    from latentspec.spec._claims import check_claims_of_run
+    from latentspec.spec._claims import claims_for_export
 
-    checked = check_claims_of_run(spec, run)
+    claims = claims_for_export(spec, run)  # a claim on a baseline run: as `latentspec check` recorded it
     return export_model(
         spec,
         model,
         out,
-        claims=[c.as_dict() for c in checked] if checked else None,
+        claims=claims or None,
         formats=formats,
         verify=verify,
         opset=opset,

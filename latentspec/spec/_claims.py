@@ -9,9 +9,21 @@ with a number, another metric, or k times / c plus another metric::
       - {metric: test.probe_accuracy, ge: 0.9}
       - {metric: sample_quality.fd, within: {of: 12.5, rel: 0.1}}
 
+A claim can compare the run with another run: the spec declares it under ``baselines:`` and a
+path written ``NAME:path`` is read from that run's eval.json, given as ``latentspec check RUN
+--baseline NAME=OTHER_RUN``::
+
+    baselines:
+      vae: {doc: the same networks trained on the ELBO, spec: specs/vae_mnist.yaml}
+    claims:
+      - {name: iwae_beats_vae, metric: test.iwae_nll, lt: vae:test.iwae_nll}
+
 Validation checks every path against what `latentspec eval` can write for the spec
-(``_evalkeys``); `latentspec check RUN` evaluates them on ``RUN/eval.json``; `export` copies the
-checked claims into the bundle's manifest.
+(``_evalkeys``), and that a ``NAME:`` names a declared baseline (its path is checked against the
+other run's spec when `check` is given it); `latentspec check RUN` evaluates them on
+``RUN/eval.json`` and records the result in ``RUN/claims.json``; `export` copies the checked
+claims into the bundle's manifest (a claim on a baseline from ``claims.json``, when neither
+run's eval.json has changed since).
 """
 
 from __future__ import annotations
@@ -20,6 +32,8 @@ import dataclasses
 import json
 import math
 import os
+import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from latentspec.errors import UserError
@@ -34,6 +48,19 @@ if TYPE_CHECKING:
 
 class ClaimError(UserError):
     """A claim cannot be checked: no eval.json, or a number it needs is not in it."""
+
+
+#: The path part of ``NAME:path``: dot-separated, non-empty names without spaces or colons.
+_DOTTED = re.compile(r"^[^.\s:]+(\.[^.\s:]+)*$")
+#: The record `latentspec check RUN` writes: the checked claims and the baseline runs they read.
+RECORD = "claims.json"
+
+
+def split_ref(path: str) -> tuple[str | None, str]:
+    """(baseline, path) of a claim's metric: ``("vae", "test.iwae_nll")`` for
+    ``vae:test.iwae_nll``, ``(None, path)`` for a path into the run's own eval.json."""
+    name, sep, rest = path.partition(":")
+    return (name, rest) if sep else (None, path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +102,11 @@ class Claim:
     abs: float | None = None  # within: absolute tolerance
     doc: str | None = None
 
+    def baselines(self) -> list[str]:
+        """The baselines the claim reads (``NAME:`` of its metric and operand), in order."""
+        paths = [self.metric] + ([self.operand.path] if self.operand.path is not None else [])
+        return list(dict.fromkeys(b for b, _ in map(split_ref, paths) if b is not None))
+
     def text(self) -> str:
         rhs = self.operand.text()
         if self.op != "within":
@@ -111,6 +143,7 @@ def check_claims(doc: Document, spec: Spec) -> list[Diagnostic]:
     diags: list[Diagnostic] = []
     keys = eval_keys(spec)
     numeric = [k.path for k in keys if k.numeric]
+    declared = doc.data.get("baselines") or {}
     names: set[str] = set()
     for i, raw in enumerate(raw_claims):
         path = ("claims", i)
@@ -131,6 +164,23 @@ def check_claims(doc: Document, spec: Spec) -> list[Diagnostic]:
             given = raw[claim.op]
             reads.append((claim.operand.path, path + (claim.op,) + (("of",) if isinstance(given, dict) else ())))
         for metric, where in reads:
+            base, sub = split_ref(metric)
+            if base is not None:  # another run's: its spec is known only to `check --baseline`
+                if base not in declared:
+                    hint = did_you_mean(base, declared) or (
+                        f"; declare it: `baselines: {{{base}: {{doc: what that run is}}}}`" if not declared else ""
+                    )
+                    listed = f" (baselines: {', '.join(declared)})" if declared and not hint else ""
+                    diags.append(
+                        doc.diag(where, f"'{base}' in '{metric}' is not a baseline of this spec{hint}{listed}")
+                    )
+                elif not _DOTTED.match(sub):
+                    diags.append(
+                        doc.diag(
+                            where, f"'{sub}' in '{metric}' is not a dotted path into eval.json (e.g. test.iwae_nll)"
+                        )
+                    )
+                continue
             key = lookup(keys, metric)
             if key is None:
                 reason = why_not(spec, metric)
@@ -143,13 +193,17 @@ def check_claims(doc: Document, spec: Spec) -> list[Diagnostic]:
 
 @dataclasses.dataclass(frozen=True)
 class Checked:
-    """A claim, its two numbers and whether it holds; or why it could not be checked."""
+    """A claim, its two numbers and whether it holds; or why it could not be checked.
+    ``value_from`` / ``target_from``: the run each number came from, for a claim that reads a
+    baseline (``RUN`` or ``NAME=OTHER_RUN``)."""
 
     claim: Claim
     value: float | None
     target: float | None
     holds: bool | None  # None: unchecked (``missing`` says why)
     missing: str | None = None
+    value_from: str | None = None
+    target_from: str | None = None
 
     def as_dict(self) -> dict:
         """The manifest's record of the claim (docs/bundle-format.md)."""
@@ -159,6 +213,10 @@ class Checked:
             out["missing"] = self.missing
         if c.doc:
             out["doc"] = c.doc
+        if c.baselines():
+            out["baselines"] = c.baselines()
+            if self.holds is not None:
+                out["value_from"], out["target_from"] = self.value_from, self.target_from
         return out
 
     def line(self) -> str:
@@ -167,30 +225,78 @@ class Checked:
 
 
 def claim_line(d: dict) -> str:
-    """``holds  name: claim  (value vs target)`` from a manifest claim record."""
+    """``holds  name: claim  (value vs target)`` from a manifest claim record; a claim on a
+    baseline says which run each number came from (``value from RUN vs target from NAME=RUN``)."""
     status = {True: "holds", False: "FAILS", None: "unchecked"}[d.get("holds")]
     if d.get("holds") is None:
         return f"{status:9}  {d['name']}: {d['claim']}  ({d.get('missing') or 'not checked'})"
-    return f"{status:9}  {d['name']}: {d['claim']}  ({d['value']:.6g} vs {d['target']:.6g})"
+    value, target = f"{d['value']:.6g}", f"{d['target']:.6g}"
+    if d.get("value_from"):
+        value += f" from {d['value_from']}"
+    if d.get("target_from"):
+        target += f" from {d['target_from']}"
+    return f"{status:9}  {d['name']}: {d['claim']}  ({value} vs {target})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """A run given as ``--baseline NAME=RUN``: its spec, eval keys and eval.json (None: none yet)."""
+
+    name: str
+    run: str
+    spec: Spec
+    keys: tuple[EvalKey, ...]
+    result: dict | None
+    sha256: str | None
+
+    def label(self) -> str:
+        return f"{self.name}={self.run}"
+
+    def record(self) -> dict:
+        """Its entry in ``claims.json``: where it is, its spec's name, its eval.json's sha256."""
+        return {"run": os.path.abspath(self.run), "spec": self.spec.name, "eval_sha256": self.sha256}
 
 
 class _Missing(Exception):
     pass
 
 
-def evaluate(claim: Claim, keys: tuple[EvalKey, ...], result: dict, run: str = "RUN") -> Checked:
-    """The claim against an eval.json object (``keys``: the spec's :func:`eval_keys`)."""
+def evaluate(
+    claim: Claim,
+    keys: tuple[EvalKey, ...],
+    result: dict,
+    run: str = "RUN",
+    baselines: Mapping[str, Baseline] | None = None,
+) -> Checked:
+    """The claim against an eval.json object (``keys``: the spec's :func:`eval_keys`); paths
+    ``NAME:path`` against ``baselines[NAME]``'s (unchecked when it is not given)."""
+    baselines = baselines or {}
 
-    def need(path: str) -> float:
+    def need(ref: str) -> float:
+        base, path = split_ref(ref)
+        values, known, where, of = result, keys, "eval.json", run
+        if base is not None:
+            b = baselines.get(base)
+            if b is None:
+                raise _Missing(f"needs --baseline {base}=RUN")
+            if b.result is None:
+                raise _Missing(f"baseline {base}: {b.run} has no eval.json: run `latentspec eval {b.run}` first")
+            values, known, where, of = b.result, b.keys, f"baseline {base}'s eval.json", b.run
         try:
-            value = value_at(result, path)
+            value = value_at(values, path)
         except KeyError:
-            key = lookup(keys, path)
+            key = lookup(known, path)
             flag = f" {key.flag}" if key is not None and key.flag else ""
-            raise _Missing(f"eval.json has no '{path}': run `latentspec eval {run}{flag}`") from None
+            raise _Missing(f"{where} has no '{path}': run `latentspec eval {of}{flag}`") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _Missing(f"eval.json's '{path}' is {value!r}, not a number")
+            raise _Missing(f"{where}'s '{path}' is {value!r}, not a number")
         return float(value)
+
+    def source(ref: str | None) -> str | None:
+        if ref is None:
+            return None
+        base = split_ref(ref)[0]
+        return run if base is None else baselines[base].label()
 
     try:
         value = need(claim.metric)
@@ -202,34 +308,168 @@ def evaluate(claim: Claim, keys: tuple[EvalKey, ...], result: dict, run: str = "
         holds = abs(value - target) <= tol
     else:
         holds = {"lt": value < target, "le": value <= target, "gt": value > target, "ge": value >= target}[claim.op]
-    return Checked(claim, value, target, bool(holds and math.isfinite(value) and math.isfinite(target)))
+    holds = bool(holds and math.isfinite(value) and math.isfinite(target))
+    return Checked(claim, value, target, holds, None, source(claim.metric), source(claim.operand.path))
 
 
-def check_claims_of_run(spec: Spec, run: str) -> list[Checked]:
-    """Every claim of ``spec`` against ``run``'s eval.json (all unchecked when it has none)."""
-    claims = claims_of(spec)
+def _read_eval(run: str) -> dict | None:
+    """``run``'s eval.json, None when it has none; ClaimError when it cannot be read."""
     path = os.path.join(run, "eval.json")
-    if not claims:
-        return []
     if not os.path.exists(path):
-        return [Checked(c, None, None, None, f"no eval.json: run `latentspec eval {run}` first") for c in claims]
+        return None
     try:
         with open(path) as f:
-            result = json.load(f)
+            return json.load(f)
     except (OSError, ValueError) as exc:
         raise ClaimError(f"{path}: cannot read it ({exc}); run `latentspec eval {run}` again") from None
+
+
+def check_claims_of_run(spec: Spec, run: str, baselines: Mapping[str, Baseline] | None = None) -> list[Checked]:
+    """Every claim of ``spec`` against ``run``'s eval.json (all unchecked when it has none), and
+    the ``baselines`` runs' for paths ``NAME:path`` (unchecked when not given)."""
+    claims = claims_of(spec)
+    if not claims:
+        return []
+    result = _read_eval(run)
+    if result is None:
+        return [Checked(c, None, None, None, f"no eval.json: run `latentspec eval {run}` first") for c in claims]
     keys = eval_keys(spec)
-    return [evaluate(c, keys, result, run) for c in claims]
+    return [evaluate(c, keys, result, run, baselines) for c in claims]
 
 
-def check_run(run: str) -> tuple[Spec, list[Checked]]:
-    """`latentspec check RUN`: the run's spec and its checked claims."""
+def _sha256(path: str) -> str | None:
+    from latentspec_runtime._atomic import sha256_file
+
+    return sha256_file(path) if os.path.exists(path) else None
+
+
+def _load_run_spec(run: str, what: str) -> Spec:
     from latentspec.spec import load_spec
 
     path = os.path.join(run, "spec.yaml")
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         raise ClaimError(
-            f"{run}: not a run directory (no spec.yaml); train one with `latentspec train SPEC --out {run}`"
+            f"{what}{run}: not a run directory (no spec.yaml); train one with `latentspec train SPEC --out {run}`"
         )
-    spec = load_spec(path)
-    return spec, check_claims_of_run(spec, run)
+    return load_spec(path)
+
+
+def load_baselines(spec: Spec, given: Mapping[str, str]) -> dict[str, Baseline]:
+    """The runs of ``--baseline NAME=RUN``: each NAME declared in the spec's ``baselines:``, each
+    RUN a run directory, and every path a claim reads from it one that `latentspec eval` writes,
+    as a number, for that run's spec (ClaimError naming the claim otherwise)."""
+    declared = spec.raw.get("baselines") or {}
+    out: dict[str, Baseline] = {}
+    for name, run in given.items():
+        if name not in declared:
+            have = f"its baselines are {', '.join(declared)}" if declared else "it declares no `baselines:`"
+            raise ClaimError(
+                f"--baseline {name}={run}: the spec '{spec.name}' has no baseline '{name}'"
+                f"{did_you_mean(name, declared)}; {have}"
+            )
+        other = _load_run_spec(run, f"--baseline {name}=")
+        keys = eval_keys(other)
+        numeric = [k.path for k in keys if k.numeric]
+        for claim in claims_of(spec):
+            refs = [claim.metric] + ([claim.operand.path] if claim.operand.path is not None else [])
+            for base, path in map(split_ref, refs):
+                if base != name:
+                    continue
+                key = lookup(keys, path)
+                if key is None:
+                    reason = why_not(other, path)
+                    hint = f": {reason}" if reason else did_you_mean(path, numeric)
+                    raise ClaimError(
+                        f"claim '{claim.name}' reads '{name}:{path}', but `latentspec eval` writes no metric "
+                        f"'{path}' for {run} (spec '{other.name}'){hint}"
+                    )
+                if not key.numeric:
+                    raise ClaimError(
+                        f"claim '{claim.name}' reads '{name}:{path}', which is text for {run} ({key.doc}), not a number"
+                    )
+        out[name] = Baseline(name, run, other, keys, _read_eval(run), _sha256(os.path.join(run, "eval.json")))
+    return out
+
+
+def check_with_baselines(
+    run: str, baselines: Mapping[str, str] | None = None
+) -> tuple[Spec, list[Checked], dict[str, Baseline]]:
+    """`latentspec check RUN [--baseline NAME=OTHER_RUN ...]`: the run's spec, its checked
+    claims and the baseline runs they read."""
+    spec = _load_run_spec(run, "")
+    given = load_baselines(spec, baselines or {})
+    return spec, check_claims_of_run(spec, run, given), given
+
+
+def check_run(run: str) -> tuple[Spec, list[Checked]]:
+    """`latentspec check RUN`: the run's spec and its checked claims (a claim on a baseline
+    unchecked: :func:`check_with_baselines` gives the other runs)."""
+    spec, checked, _ = check_with_baselines(run)
+    return spec, checked
+
+
+def write_record(run: str, spec: Spec, checked: list[Checked], baselines: Mapping[str, Baseline]) -> str:
+    """``RUN/claims.json``, written atomically: every checked claim, the sha256 of the run's
+    eval.json, and the baseline runs used (path, spec name, sha256 of their eval.json)."""
+    from latentspec_runtime._atomic import write_text
+
+    record = {
+        "spec": spec.name,
+        "eval_sha256": _sha256(os.path.join(run, "eval.json")),
+        "baselines": {name: b.record() for name, b in baselines.items()},
+        "claims": [c.as_dict() for c in checked],
+    }
+    path = os.path.join(run, RECORD)
+    write_text(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def claims_for_export(spec: Spec, run: str) -> list[dict]:
+    """The manifest's claims: each one-run claim checked now on ``run``'s eval.json; a claim
+    that reads a baseline as `latentspec check` recorded it in ``RUN/claims.json``, provided
+    this run's and the baseline runs' eval.json are still the files it read (same sha256);
+    else unchecked, saying why."""
+    checked = check_claims_of_run(spec, run)
+    if not any(c.claim.baselines() for c in checked):
+        return [c.as_dict() for c in checked]
+    record, why = None, f"no {RECORD}: run `latentspec check {run} --baseline NAME=RUN` first"
+    path = os.path.join(run, RECORD)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except (OSError, ValueError) as exc:
+            record, why = None, f"{path} cannot be read ({exc}); run `latentspec check` again"
+    if record is not None and record.get("eval_sha256") != _sha256(os.path.join(run, "eval.json")):
+        record, why = None, f"eval.json changed after `latentspec check`; run `latentspec check {run}` again"
+    recorded = {c.get("name"): c for c in (record or {}).get("claims") or [] if isinstance(c, dict)}
+    runs = (record or {}).get("baselines") or {}
+    out = []
+    for c in checked:
+        names = c.claim.baselines()
+        if not names:
+            out.append(c.as_dict())
+            continue
+        reason, got = why, recorded.get(c.claim.name)
+        if record is not None:
+            reason = _stale(c.claim, got, runs)
+        if reason is None:
+            out.append(got)
+        else:
+            out.append(dataclasses.replace(c, holds=None, value=None, target=None, missing=reason).as_dict())
+    return out
+
+
+def _stale(claim: Claim, got: dict | None, runs: dict) -> str | None:
+    """Why a recorded claim on a baseline cannot go into the manifest (None: it can)."""
+    if got is None or got.get("claim") != claim.text():
+        return f"`latentspec check` recorded no claim '{claim.name}': run it again with --baseline"
+    for name in claim.baselines():
+        used = runs.get(name)
+        if used is None:
+            return f"checked without baseline '{name}': run `latentspec check RUN --baseline {name}=RUN`"
+        now = _sha256(os.path.join(used.get("run", ""), "eval.json"))
+        if now is None or now != used.get("eval_sha256"):
+            state = "is gone" if now is None else "changed after `latentspec check`"
+            return f"baseline {name}'s eval.json ({used.get('run')}) {state}; run `latentspec check` again"
+    return None

@@ -273,6 +273,8 @@ def eval_keys(spec: Spec) -> tuple[EvalKey, ...]:
         )
         keys += _keys(f"{d}factorvae.", ("score", "chance", "active_units"), flag, "the FactorVAE score")
         keys += _keys(f"{d}factors.{ANY}.", ("best_unit", "spearman"), flag, "per factor: its best unit and |ρ|")
+        if edit_measurable(spec):
+            keys += _edit_keys(getattr(dataset, "regions", None) or {})
     if decoder_of_field(spec) is not None:
         doc = "the decode entry against PCA of its data field with as many components as the code"
         keys += _keys("pca.", ("k", "test_mse", "cos_min", "cos_mean"), "--pca", doc)
@@ -292,6 +294,37 @@ def eval_keys(spec: Spec) -> tuple[EvalKey, ...]:
         for mode in ("encode", "optimize", "encode_optimize"):
             keys += _keys(f"{a}{mode}.", measured, None, doc)
     return tuple(keys)
+
+
+def edit_measurable(spec: Spec) -> bool:
+    """Whether `eval --edit-fidelity` can edit this spec's items (its dataset must also be
+    procedural): an encoder code (a VAE's posterior mean, or an `encode` entry of one input) and
+    a `decode` entry from the code latent to the field the encoder reads."""
+    dec = decoder_of_field(spec)
+    if dec is None:
+        return False
+    v = find_vae(spec)
+    if v is not None:
+        return dec[1] == v.z and dec[2] == v.x
+    e = spec.entry_of_kind("encode")
+    return e is not None and not e.optimize and e.inputs == (dec[2],) and e.outputs[:1] == (dec[1],)
+
+
+def _edit_keys(regions: dict) -> list[EvalKey]:
+    flag, e = "--edit-fidelity DIRECTION", f"edit.{ANY}."
+    doc = (
+        "per direction: held-out items edited by a step of its factor against their re-rendered truth (docs/metrics.md)"
+    )
+    keys = _keys(e, ("mse_input", "mse_before", "mse_after", "fraction_closer"), flag, doc)
+    keys += _keys(e, ("step", "alpha", "factor_per_alpha", "examples"), flag, "the edit: factor step, alpha, items")
+    keys += _keys(e, ("factor", "source"), flag, "the factor the direction moves; how it was built", False)
+    if regions:
+        where = f"when the dataset marks the region its factor changes ({', '.join(sorted(regions))})"
+        keys += _keys(
+            e, ("region_mse_input", "region_mse_before", "region_mse_after"), flag, f"the MSEs there, {where}"
+        )
+        keys.append(EvalKey(f"{e}region", flag, False, f"the region's name, {where}"))
+    return keys
 
 
 def sampling_entries(spec: Spec) -> list[str]:
@@ -320,6 +353,8 @@ _NEEDS = {
     "sample_quality": "`eval --features` needs an export entry that samples (`in: []`)",
     "disentanglement": "`eval --disentanglement` needs a dataset with ground-truth factors (shapes, hands, faces)",
     "pca": "`eval --pca` needs a `decode` entry from one vector code to a tensor shaped like a data field",
+    "edit": "`eval --edit-fidelity` needs a procedural dataset (shapes, hands, faces), an encoder code and a "
+    "`decode` entry from its latent to the field the encoder reads, e.g. `decode: {in: [z], out: [x_mean]}`",
     "class_fidelity": "`eval --class-fidelity` needs a sampling entry that takes one class label, "
     "e.g. `sample: {in: [y], prior: [z], out: [x_mean]}`",
     "amortisation": "eval measures it for an `optimize:` entry over data fields whose code an encoder also produces",

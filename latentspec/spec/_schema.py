@@ -17,6 +17,7 @@ from latentspec.components import (
 from latentspec.components._registry import Component, Registry
 from latentspec.registries import load_all
 from latentspec.spec._sections import (
+    BASELINE,
     CLAIM,
     DATA,
     DEFAULT_OPTIMIZER,
@@ -167,6 +168,7 @@ def spec_schema() -> dict:
         (ENTRY, "entry"),
         (ENTRY_INPUT, "entry_input"),
         (CLAIM, "claim"),
+        (BASELINE, "baseline"),
     ):
         defs[defname] = section.json_schema()
     top = TOP.json_schema()

@@ -407,7 +407,11 @@ TERM = Section(
     ),
 )
 
-_METRIC = {"type": "string", "minLength": 1, "description": "a dotted path into the run's eval.json"}
+_METRIC = {
+    "type": "string",
+    "minLength": 1,
+    "description": "a dotted path into the run's eval.json, or NAME:path into the eval.json of baseline NAME's run",
+}
 _OPERAND = {
     "anyOf": [
         _NUM,
@@ -438,9 +442,16 @@ CLAIM_COMPARATORS = {"lt": "<", "le": "≤", "gt": ">", "ge": "≥", "within": "
 CLAIM = Section(
     "claim",
     "A checkable statement about the run's results (`latentspec check RUN`): a metric of eval.json "
-    "compared with a number, another metric, or k times / c plus another metric.",
+    "compared with a number, another metric, or k times / c plus another metric; a metric written "
+    "NAME:path is read from the eval.json of baseline NAME's run (`--baseline NAME=RUN`).",
     (
-        _p("metric", "any", REQUIRED, "a path into eval.json, e.g. test.iwae_nll", schema=_METRIC),
+        _p(
+            "metric",
+            "any",
+            REQUIRED,
+            "a path into eval.json, e.g. test.iwae_nll (vae:test.iwae_nll: baseline vae's)",
+            schema=_METRIC,
+        ),
         *(
             _p(op, "any", doc=f"metric {sym} this", schema=_OPERAND)
             for op, sym in CLAIM_COMPARATORS.items()
@@ -449,6 +460,15 @@ CLAIM = Section(
         _p("within", "any", doc="metric within a relative (rel) or absolute (abs) tolerance of `of`", schema=_WITHIN),
         _p("name", "any", doc="the claim's name (default: claim N)", schema=NAME),
         _p("doc", "str", doc="what the claim says, e.g. the paper result it reproduces"),
+    ),
+)
+
+BASELINE = Section(
+    "baseline",
+    "Another run that claims compare this run with (`latentspec check RUN --baseline NAME=OTHER_RUN`).",
+    (
+        _p("doc", "str", REQUIRED, "what the other run is, e.g. the same networks trained on the ELBO"),
+        _p("spec", "str", doc="where its spec is, for people (not read: the run's spec.yaml is)"),
     ),
 )
 
@@ -486,7 +506,14 @@ TOP = Section(
             "statements about the results that `latentspec check` verifies",
             schema={"type": "array", "items": ref("claim")},
         ),
+        _p(
+            "baselines",
+            "any",
+            {},
+            "other runs that claims compare this one with, by name (a claim reads NAME:path)",
+            schema=named_map(ref("baseline")),
+        ),
     ),
 )
 
-SECTIONS = (TOP, DATA, FIELD, LATENT, TRAIN, STAGE, TERM, ENTRY, ENTRY_INPUT, CLAIM)
+SECTIONS = (TOP, DATA, FIELD, LATENT, TRAIN, STAGE, TERM, ENTRY, ENTRY_INPUT, CLAIM, BASELINE)

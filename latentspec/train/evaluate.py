@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 
 import torch
 
@@ -123,6 +124,8 @@ def evaluate_run(
     disentanglement: bool = False,
     pca: bool = False,
     class_fidelity: str | None = None,
+    edit_fidelity: Sequence[str] | None = None,
+    edit_step: float | None = None,
 ) -> dict:
     """Evaluate a run on its test split and write ``eval.json``.
 
@@ -131,7 +134,10 @@ def evaluate_run(
     images); ``disentanglement`` adds MIG, DCI, SAP and the FactorVAE score against the
     dataset's factors; ``pca`` compares the `decode` entry with PCA of its data field
     (:mod:`latentspec.train.subspace`); ``class_fidelity`` (a classifier run) classifies samples
-    drawn per class from a conditional sampling entry (:mod:`latentspec.train.class_fidelity`). The amortisation gap is reported whenever an `optimize:` entry has an
+    drawn per class from a conditional sampling entry (:mod:`latentspec.train.class_fidelity`);
+    ``edit_fidelity`` (directions, e.g. ``gaze_right=gaze_x:-1..-0.5:0.5..1``) edits held-out items
+    of a procedural dataset by ``edit_step`` of a factor and compares them with the items rendered
+    with that factor changed (:mod:`latentspec.train.edit_fidelity`). The amortisation gap is reported whenever an `optimize:` entry has an
     encoder for its code, and the error per loop iteration whenever a `refine` entry has terms on
     its output (:mod:`latentspec.train.refinement`). See docs/metrics.md.
     """
@@ -139,6 +145,8 @@ def evaluate_run(
         raise RunError("--feature-tensor needs --features FEATURE_RUN")
     if samples is not None and not (features or class_fidelity):
         raise RunError("--samples needs --features FEATURE_RUN or --class-fidelity CLASSIFIER_RUN")
+    if edit_step is not None and not edit_fidelity:
+        raise RunError("--edit-step needs --edit-fidelity DIRECTION")
     spec, model = load_run(run, which=which, device=device, allow_python=allow_python)
     if "test" not in spec.data.split:
         raise RunError("the spec's data.split has no test part to evaluate on")
@@ -183,6 +191,10 @@ def evaluate_run(
         result["class_fidelity"] = class_fidelity_report(
             spec, model, test, class_fidelity, samples=samples, seed=(spec.seed + 32452843) % 2**63, device=device
         )
+    if edit_fidelity:
+        from latentspec.train.edit_fidelity import edit_fidelity_report
+
+        result["edit"] = edit_fidelity_report(spec, model, run, edit_fidelity, edit_step, device)
     if pca:
         from latentspec.train.subspace import pca_report
 

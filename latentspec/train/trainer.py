@@ -77,10 +77,14 @@ def evaluate_terms(
             rows = keep[0]
             sel = torch.from_numpy(rows[(rows >= count) & (rows < count + n)] - count)
             if len(sel):
-                kept.append({k: v[sel.to(v.device)] for k, v in outs.items() if torch.is_tensor(v)})
+                # outputs with one row per example (not, e.g., an IWAE's B·k samples)
+                kept.append(
+                    {k: v[sel.to(v.device)] for k, v in outs.items() if torch.is_tensor(v) and v.ndim and len(v) == n}
+                )
         count += n
     if keep is not None and kept:
-        keep[1].update({k: torch.cat([part[k] for part in kept]) for k in kept[0]})
+        common = [k for k in kept[0] if all(k in part for part in kept)]
+        keep[1].update({k: torch.cat([part[k] for part in kept]) for k in common})
     model.train(was)
     return {k: v / max(count, 1) for k, v in sums.items()}
 

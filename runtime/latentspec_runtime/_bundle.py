@@ -901,13 +901,17 @@ class Bundle:
 
 
 def _claim_line(c: dict[str, Any]) -> str:
-    """``holds  name: claim  (value vs target)``, a manifest claim as `latentspec check` prints it."""
+    """``holds  name: claim  (value vs target)``, a manifest claim as `latentspec check` prints it
+    (a claim on a baseline run: ``value from RUN vs target from NAME=RUN``)."""
     holds = c.get("holds")
     status = "holds" if holds is True else "FAILS" if holds is False else "unchecked"
     head = f"{status:9}  {c.get('name', '?')}: {c.get('claim', '?')}"
     value, target = c.get("value"), c.get("target")
     if isinstance(value, (int, float)) and isinstance(target, (int, float)) and holds is not None:
-        return f"{head}  ({value:.6g} vs {target:.6g})"
+        a, b = f"{value:.6g}", f"{target:.6g}"
+        a += f" from {c['value_from']}" if isinstance(c.get("value_from"), str) else ""
+        b += f" from {c['target_from']}" if isinstance(c.get("target_from"), str) else ""
+        return f"{head}  ({a} vs {b})"
     return f"{head}  ({c.get('missing') or 'not checked'})"
 
 

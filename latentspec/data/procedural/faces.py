@@ -21,7 +21,7 @@ import hashlib
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -385,6 +385,21 @@ def render(**kwargs: Any) -> dict[str, np.ndarray]:
     return render_one(render_batch, ("image_size", "identities", "paired"), kwargs)
 
 
+def eye_boxes(landmarks: Sequence[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """(N, 1, H, W) boolean mask of the squares around both eye centres (landmarks 0 and 1) of
+    every landmark set (N, 8, 2) in ``landmarks``; half side round(6 * W / 64) pixels."""
+    n, _, h, w = shape
+    half = max(1, round(6 * w / 64))
+    ys, xs = np.arange(h).reshape(1, h, 1), np.arange(w).reshape(1, 1, w)
+    mask = np.zeros((n, h, w), dtype=bool)
+    for marks in landmarks:
+        for eye in (0, 1):
+            cx = np.round(np.asarray(marks[:, eye, 0], np.float64)).astype(np.int64).reshape(n, 1, 1)
+            cy = np.round(np.asarray(marks[:, eye, 1], np.float64)).astype(np.int64).reshape(n, 1, 1)
+            mask |= (np.abs(xs - cx) <= half) & (np.abs(ys - cy) <= half)
+    return mask[:, None]
+
+
 @DATASETS.register("faces")
 class Faces(ProceduralDataset):
     """Procedural faces of named identities with shared pose, expression, gaze and lighting."""
@@ -409,6 +424,16 @@ class Faces(ProceduralDataset):
             "identities": tuple(cfg["identities"]),
             "paired": bool(cfg["paired"]),
         }
+
+    #: The factors that move the eyes mark the eye region (boxes around both eye centres).
+    regions: ClassVar[dict[str, str]] = {"gaze_x": "eyes", "gaze_y": "eyes", "eyes": "eyes"}
+
+    def region(self, cfg: dict, factor: str, rendered: Sequence[dict[str, np.ndarray]]) -> np.ndarray | None:
+        """Squares of side 2 * round(6 * image_size / 64) + 1 pixels around both eye centres
+        (landmarks 0 and 1) of every render, for a factor of ``regions``; None otherwise."""
+        if factor not in self.regions:
+            return None
+        return eye_boxes([r["landmarks"] for r in rendered], rendered[0]["image"].shape)
 
     def rendered_arrays(self, cfg: dict) -> dict[str, ArrayInfo]:
         s = int(cfg["image_size"])
