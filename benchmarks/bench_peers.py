@@ -22,6 +22,7 @@ without pulling another torch).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -169,7 +170,35 @@ def profile_breakdown(cmd: list[str], parts: dict[str, tuple[str, str]], folder:
     return {"total_s": total, "parts_s": found}
 
 
-def overheads(epochs: int) -> dict:
+def _whole_run(epochs: int, extras_off: bool) -> float:
+    """Seconds of ``Trainer.run`` of the spec (its own `samples_every`) in this process; with
+    ``extras_off`` the test evaluation, checkpoints, collapse check and pictures do nothing."""
+    from unittest import mock
+
+    from latentspec.spec import load_spec
+    from latentspec.train.trainer import Trainer
+
+    spec = load_spec(SPEC, [f"train.epochs={epochs}"])
+    patches = (
+        [
+            mock.patch.object(Trainer, "evaluate", lambda self, stage, data: {}),
+            mock.patch.object(Trainer, "_checkpoint", lambda self, optimizer, row, **k: None),
+            mock.patch("latentspec.train.collapse.check_epoch", lambda *a, **k: []),
+            mock.patch("latentspec.train.pictures.epoch_samples", lambda *a, **k: None),
+        ]
+        if extras_off
+        else []
+    )
+    with tempfile.TemporaryDirectory() as d, contextlib.ExitStack() as stack:
+        for p in patches:
+            stack.enter_context(p)
+        trainer = Trainer(spec, os.path.join(d, "run"), device="cpu", quiet=True)
+        t0 = time.perf_counter()
+        trainer.run()
+        return time.perf_counter() - t0
+
+
+def overheads(epochs: int, repeats: int = 5) -> dict:
     """Seconds of latentspec's per-epoch extras against its training steps, one process."""
     from latentspec.spec import load_spec
     from latentspec.train import collapse, pictures
@@ -208,7 +237,21 @@ def overheads(epochs: int) -> dict:
         pictures.epoch_samples, collapse.check_epoch = saved
     extras = sum(spent.values())
     pictures_default = sum(1 for e in range(1, epochs + 1) if e % 10 == 0 or e == epochs)
+    # By difference: the spec's own run (a picture every 10 epochs) against the same run with
+    # every extra switched off, alternating, best of each. This also counts what the timers
+    # around the calls miss: the background checkpoint writer competing with the steps for the cores.
+    with_extras, without = [], []
+    for _ in range(repeats):
+        for off, times in ((False, with_extras), (True, without)):
+            times.append(_whole_run(epochs, off))
     return {
+        "by_difference": {
+            "repeats": repeats,
+            "with_extras_s": with_extras,
+            "without_extras_s": without,
+            # medians: a run now and then is much faster or slower than its neighbours on this machine
+            "extras_share": (statistics.median(with_extras) - statistics.median(without)) / statistics.median(without),
+        },
         "epochs": epochs,
         "steps_s": steps,
         "extras_s": spent,
@@ -289,7 +332,7 @@ def main() -> None:
             )
             profiles[who] = profile_breakdown(cmd, PROFILED[who], folder)
     summary = {who: statistics.median(r["seconds"] for r in rs) for who, rs in runs.items()}
-    extra = overheads(args.overhead_epochs or args.epochs)
+    extra = overheads(args.overhead_epochs or args.epochs, repeats=1 if args.quick else 5)
     write_result(
         args.json,
         {

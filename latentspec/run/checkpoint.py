@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
@@ -144,12 +145,19 @@ class Writer:
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
+        self.seconds = 0.0  #: how long the last finished set of writes took
 
     def submit(self, jobs: list[tuple[str, Snapshot]]) -> None:
         self.wait()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="latentspec-checkpoint")
-        self._pending = self._pool.submit(lambda: [write(folder, snap) for folder, snap in jobs])
+        self._pending = self._pool.submit(self._write, jobs)
+
+    def _write(self, jobs: list[tuple[str, Snapshot]]) -> None:
+        t0 = time.perf_counter()
+        for folder, snap in jobs:
+            write(folder, snap)
+        self.seconds = time.perf_counter() - t0
 
     def wait(self) -> None:
         pending, self._pending = self._pending, None

@@ -88,6 +88,7 @@ class TrainSpec:
     eval_every: int
     samples_every: int
     log_every: int
+    checkpoint_every: int = 0  # 0: auto (see _sections)
     track: tuple = ()  # (tracker name, its config) pairs: the sinks the run streams to
     table_updates: str = "rows"  # latent tables: "rows" (row-wise, lazy) or "dense" updates
 

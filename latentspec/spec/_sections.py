@@ -297,6 +297,15 @@ TRAIN = Section(
         ),
         _p("eval_every", "int", 1, "epochs between test evaluations (0 = only at the end)", minimum=0),
         _p("samples_every", "int", 0, "epochs between sample grids (0 = none)", minimum=0),
+        _p(
+            "checkpoint_every",
+            "int",
+            0,
+            "epochs between `last` checkpoints (0 = auto: after an epoch once the time since the last one is 50× "
+            "what writing it took, so checkpoints cost ≤ 2% of the training; every epoch when epochs are long). "
+            "The last epoch of every stage is always written",
+            minimum=0,
+        ),
         _p("log_every", "int", 10, "steps between per-step metric rows", minimum=1),
         _p(
             "track",

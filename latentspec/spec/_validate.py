@@ -496,6 +496,7 @@ class Checker:
             eval_every=raw["eval_every"],
             samples_every=raw["samples_every"],
             log_every=raw["log_every"],
+            checkpoint_every=raw["checkpoint_every"],
             track=tuple((t, {}) if isinstance(t, str) else next(iter(t.items())) for t in raw.get("track") or ()),
         )
 

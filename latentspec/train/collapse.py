@@ -74,15 +74,18 @@ def eval_rows(data, n: int = ROWS, block: int | None = None) -> dict[str, torch.
     return {f: v[:k] for f, v in out.items()}
 
 
-def shared_rows(trainer, data) -> np.ndarray | None:
-    """The row numbers of :func:`eval_rows` when the test evaluation can hand the collapse check
-    its outputs on them (one group of fields, no fixed-factor blocks); else None."""
+def shared_rows(trainer, data) -> tuple[np.ndarray, set[str]] | None:
+    """The row numbers of :func:`eval_rows` and the tensors the collapse check reads, when the
+    test evaluation can hand it its outputs on them (one group of fields, no fixed-factor
+    blocks); else None."""
     from latentspec.data.pipeline import block_size
 
-    if len(data.groups) != 1 or block_size(trainer.spec) is not None:
+    spec = trainer.spec
+    if len(data.groups) != 1 or block_size(spec) is not None:
         return None
     size = len(data)
-    return np.linspace(0, size - 1, min(ROWS, size)).round().astype(np.int64)
+    names = {x for n in checked_terms(spec, spec.objective) for x in spec.objective[n].inputs}
+    return np.linspace(0, size - 1, min(ROWS, size)).round().astype(np.int64), names
 
 
 def forward_rows(gm, args, batch: dict[str, torch.Tensor], block: int | None) -> dict[str, torch.Tensor]:
@@ -147,6 +150,7 @@ class CollapseCheck:
         self.previous_spread: dict[tuple, float] = {}  # ... and its reconstruction's spread
         self.constants: dict[str, dict[str, torch.Tensor]] = {}  # term -> its constant predictors
         self.target_spread: dict[tuple[str, str], float] = {}  # (split, target) -> its spread
+        self.baselines: dict[tuple, tuple[str, float]] = {}  # (terms, weights) -> _baseline's answer
 
     @torch.no_grad()
     def check(self, stage, epoch: int) -> list[dict]:
@@ -209,7 +213,25 @@ class CollapseCheck:
         return self.constants[name]
 
     def _baseline(self, names: list[str], outs: dict, epoch: int) -> tuple[str, float]:
-        """(which constant, the weighted sum of ``names`` when every example gets it)."""
+        """(which constant, the weighted sum of ``names`` when every example gets it); computed once
+        while the terms read nothing of the model but the reconstruction and their weights stay."""
+        from latentspec.run import term_weight
+
+        spec, step = self.trainer.spec, self.trainer.state["step"]
+        fixed = all(
+            x in spec.data.fields or x == spec.objective[n].role("reconstruction")
+            for n in names
+            for x in spec.objective[n].inputs
+        )
+        key = (tuple(names), tuple(term_weight(spec.objective[n], step, epoch) for n in names))
+        if fixed and key in self.baselines:
+            return self.baselines[key]
+        found = self._constant_baseline(names, outs, epoch)
+        if fixed:
+            self.baselines[key] = found
+        return found
+
+    def _constant_baseline(self, names: list[str], outs: dict, epoch: int) -> tuple[str, float]:
         spec = self.trainer.spec
         recon, target = spec.objective[names[0]].role("reconstruction"), spec.objective[names[0]].role("target")
         r = outs[recon]

@@ -31,6 +31,10 @@ from latentspec.train.heldout import TRAINING_ROWS, TRAINING_STEPS, evaluates, i
 # hashing and fsyncing it ~20 ms). Larger ones (latent tables of millions of rows) are written
 # in place, between epochs, rather than held twice in memory.
 ASYNC_CHECKPOINT_BYTES = 256 * 2**20
+# `checkpoint_every: 0` (auto): a checkpoint once the training since the last one took this many
+# times what writing that one cost (≤ 2% of the time, losing at most ~50 write-times of training
+# on a crash; see Trainer._checkpoint_due)
+AUTO_CHECKPOINT_FACTOR = 50
 
 
 def batch_args(model: CompiledModel, plan, batch: dict, generator: torch.Generator, device: torch.device) -> list:
@@ -53,11 +57,11 @@ def evaluate_terms(
     names,
     data: SplitData,
     device: torch.device,
-    keep: tuple[np.ndarray, dict[str, torch.Tensor]] | None = None,
+    keep: tuple[np.ndarray, set[str], dict[str, torch.Tensor]] | None = None,
 ) -> dict[str, float]:
     """Mean of the named terms over ``data``, with noise from its own fixed generator (never
-    the training generator, so evaluation does not change what training draws). ``keep``:
-    (row numbers in ascending order, a dict to fill with the graph's outputs on those rows), so
+    the training generator, so evaluation does not change what training draws). ``keep``: (row
+    numbers in ascending order, the outputs wanted, a dict to fill with them on those rows), so
     that the collapse check can read them instead of running the model again."""
     was = model.training
     model.eval()
@@ -74,17 +78,21 @@ def evaluate_terms(
             value = terms[name](*(outs[x] for x in spec.objective[name].inputs))
             sums[name] = sums.get(name, 0.0) + value.item() * n
         if keep is not None:  # unshuffled batches: this one holds rows count .. count + n - 1
-            rows = keep[0]
+            rows, wanted = keep[0], keep[1]
             sel = torch.from_numpy(rows[(rows >= count) & (rows < count + n)] - count)
             if len(sel):
                 # outputs with one row per example (not, e.g., an IWAE's B·k samples)
                 kept.append(
-                    {k: v[sel.to(v.device)] for k, v in outs.items() if torch.is_tensor(v) and v.ndim and len(v) == n}
+                    {
+                        k: v[sel.to(v.device)]
+                        for k, v in outs.items()
+                        if k in wanted and torch.is_tensor(v) and v.ndim and len(v) == n
+                    }
                 )
         count += n
     if keep is not None and kept:
         common = [k for k in kept[0] if all(k in part for part in kept)]
-        keep[1].update({k: torch.cat([part[k] for part in kept]) for k in common})
+        keep[2].update({k: torch.cat([part[k] for part in kept]) for k in common})
     model.train(was)
     return {k: v / max(count, 1) for k, v in sums.items()}
 
@@ -171,6 +179,9 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(spec.seed)
         self.state = {"stage": 0, "epoch": 0, "step": 0, "best": None}
         self._writer = ckpt.Writer()  # checkpoints are written while the next epoch trains
+        self._checkpointed: float | None = None  # perf_counter() of the last checkpoint written
+        self._checkpoint_main_s = 0.0  # what the last one cost this thread (the copy)
+        self._best_pending: ckpt.Snapshot | None = None  # a best epoch not yet written
         self._eval_outputs: tuple[int, dict[str, torch.Tensor]] | None = None  # see `evaluate`
 
     # -- files ---------------------------------------------------------------------------------
@@ -362,14 +373,14 @@ class Trainer:
         names = held_out_terms(self.spec, stage.terms)
         from latentspec.train.collapse import shared_rows
 
-        rows = shared_rows(self, data) if data is self.test_data and self.dist.main else None
-        keep = (rows, {}) if rows is not None else None
+        shared = shared_rows(self, data) if data is self.test_data and self.dist.main else None
+        keep = (*shared, {}) if shared is not None else None
         out = {
             k: self.dist.mean(v)
             for k, v in evaluate_terms(self.spec, self.model, self.terms, names, data, self.device, keep).items()
         }
         # the outputs on the collapse check's rows, for this step's check
-        self._eval_outputs = (self.state["step"], keep[1]) if keep is not None else None
+        self._eval_outputs = (self.state["step"], keep[2]) if keep is not None else None
         # models whose codes are a latent table (GLO): the `invert` entry's fit of test rows
         out.update(
             (k, self.dist.mean(v))
@@ -521,7 +532,7 @@ class Trainer:
 
             check_epoch(self, stage, epoch + 1)  # constant outputs, a loss stuck at a trivial predictor's
         self.state.update(stage=si, epoch=epoch + 1)
-        self._checkpoint(optimizer, row)
+        self._checkpoint(optimizer, row, final=last_epoch)
         if spec.train.samples_every and ((epoch + 1) % spec.train.samples_every == 0 or last_epoch) and self.dist.main:
             from latentspec.train.pictures import epoch_samples
 
@@ -660,7 +671,11 @@ class Trainer:
             "(lower the learning rate, clip gradients with clip_grad, or check the data scaling)"
         )
 
-    def _checkpoint(self, optimizer, row: dict | None) -> None:
+    def _checkpoint(self, optimizer, row: dict | None, *, final: bool = True) -> None:
+        """After an epoch (``row``) or a fit: refuse non-finite weights, then write `last` (and
+        `best` when the test score improved) if ``final`` (a stage's last epoch, a fit) or the
+        cadence says so (:meth:`_checkpoint_due`); a best epoch not written now is kept in memory
+        and written with the next `last`."""
         if not self.dist.main:
             return
         for name, value in self.model.state_dict().items():
@@ -669,26 +684,55 @@ class Trainer:
                     f"stage {self.state['stage']}, epoch {self.state['epoch']}, step {self.state['step']}: "
                     f"weight {name} is not finite; no checkpoint written from this state"
                 )
-        self.state["rng"] = ckpt.rng_state(self.generator)
+        t0 = time.perf_counter()
         folder = os.path.join(self.out, "checkpoints")
         score = sum(row["test"].values()) if row is not None and "test" in row else None
         improved = score is not None and (self.state["best"] is None or score < self.state["best"])
         if improved:
             self.state["best"] = score  # before `last` is taken: a resumed run compares with it
+        due = final or self._checkpoint_due()
+        # a best epoch is kept in memory until the next `last`, unless that copy is too large
+        if improved and not due and ckpt.state_bytes(self.model, None) > ASYNC_CHECKPOINT_BYTES:
+            due = True
+        if not due:
+            if improved:  # written with the next `last`
+                self._best_pending = ckpt.Snapshot.of(self.model, None, self._best_state(row), copy=True)
+            return
+        self.state["rng"] = ckpt.rng_state(self.generator)
         state = {k: v for k, v in self.state.items() if k != "optimizer"}
         # in the background unless a copy of the state would cost too much memory (huge tables)
         copy = ckpt.state_bytes(self.model, optimizer) <= ASYNC_CHECKPOINT_BYTES
         last = ckpt.Snapshot.of(self.model, optimizer, state, copy=copy)
         jobs = [(os.path.join(folder, "last"), last)]
         if improved:
-            best = {k: v for k, v in last.state.items() if k != "optimizer"}
-            jobs.append((os.path.join(folder, "best"), ckpt.Snapshot(last.weights, None, {**best, "metrics": row})))
+            jobs.append((os.path.join(folder, "best"), ckpt.Snapshot(last.weights, None, self._best_state(row))))
+        elif self._best_pending is not None:
+            jobs.append((os.path.join(folder, "best"), self._best_pending))
+        self._best_pending = None
         if copy:
             self._writer.submit(jobs)
         else:
             self._writer.wait()
             for path, snap in jobs:
                 ckpt.write(path, snap)
+        self._checkpointed = time.perf_counter()
+        self._checkpoint_main_s = self._checkpointed - t0
+
+    def _best_state(self, row: dict | None) -> dict:
+        return {**{k: v for k, v in self.state.items() if k != "optimizer"}, "metrics": row}
+
+    def _checkpoint_due(self) -> bool:
+        """`train.checkpoint_every` epochs, or (0, auto) once the time since the last checkpoint
+        is AUTO_CHECKPOINT_FACTOR times what writing it took (copying on this thread, writing in
+        the background), so checkpoints cost at most about 1/AUTO_CHECKPOINT_FACTOR of the time
+        and a crash loses at most that much training, or one epoch when epochs take longer."""
+        every = self.spec.train.checkpoint_every
+        if every:
+            return self.state["epoch"] % every == 0
+        if self._checkpointed is None:
+            return True
+        cost = self._checkpoint_main_s + self._writer.seconds
+        return time.perf_counter() - self._checkpointed >= AUTO_CHECKPOINT_FACTOR * cost
 
 
 def train(
