@@ -59,11 +59,56 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def render_times(ds, n: int) -> dict:
+    """Seconds to render ``n`` items of procedural dataset ``ds`` without the cache: on the
+    process pool (its first run, which may start the fork server, apart), in one process, and as
+    ``load`` chooses; best of two, alternating."""
+    from latentspec.data.procedural import _common
+
+    out: dict = {}
+    ds.load(ds.resolve({"size": 200, "cache": False}))  # warm-up: first-call costs
+    cfg = ds.resolve({"size": n, "cache": False})
+    threshold, env = _common.PROCESS_MIN_SECONDS, os.environ.get(_common.WORKERS_ENV)
+    out["render_workers"] = _common.render_workers(-(-n // _common.CHUNK))
+    out["render_threshold_s"] = threshold
+    modes = {  # key: (processes, threshold); None: the default
+        "render_pool_s": (None, 0.0),
+        "render_one_process_s": ("1", threshold),
+        "render_s": (None, threshold),
+    }
+    best = dict.fromkeys(modes, float("inf"))
+    try:
+        for rnd in range(3):  # the pool's first run, then best of two, alternating
+            for key, (workers, minimum) in modes.items():
+                if rnd == 0 and key != "render_pool_s":
+                    continue
+                if workers is None:
+                    os.environ.pop(_common.WORKERS_ENV, None)
+                else:
+                    os.environ[_common.WORKERS_ENV] = workers
+                _common.PROCESS_MIN_SECONDS = minimum
+                t0 = time.perf_counter()
+                ds.load(cfg)
+                seconds = time.perf_counter() - t0
+                if rnd == 0:
+                    out["render_pool_first_s"] = seconds  # includes starting the fork server
+                else:
+                    best[key] = min(best[key], seconds)
+    finally:
+        _common.PROCESS_MIN_SECONDS = threshold
+        if env is None:
+            os.environ.pop(_common.WORKERS_ENV, None)
+        else:
+            os.environ[_common.WORKERS_ENV] = env
+    out.update(best)
+    return out
+
+
 def child(n: int, threads: int) -> dict:
     import torch
 
     from latentspec.data.pipeline import SplitData
-    from latentspec.data.procedural import _common, shapes
+    from latentspec.data.procedural import shapes
     from latentspec.spec import load_spec
     from latentspec.train.trainer import Trainer
 
@@ -101,42 +146,7 @@ def child(n: int, threads: int) -> dict:
         trainer._writer.close()  # the last checkpoint's background write ends before its folder goes
         del trainer
     out["peak_rss_mb"] = peak_rss_mb()  # training's peak: the data held once, the epoch's batches
-    ds = shapes.Shapes()
-    ds.load(ds.resolve({"size": 200, "cache": False}))  # warm-up: first-call costs
-    cfg = ds.resolve({"size": n, "cache": False})
-    threshold, env = _common.PROCESS_MIN_SECONDS, os.environ.get(_common.WORKERS_ENV)
-    out["render_workers"] = _common.render_workers(-(-n // _common.CHUNK))
-    out["render_threshold_s"] = threshold
-    modes = {  # key: (processes, threshold); None: the default
-        "render_pool_s": (None, 0.0),
-        "render_one_process_s": ("1", threshold),
-        "render_s": (None, threshold),
-    }
-    best = dict.fromkeys(modes, float("inf"))
-    try:
-        for rnd in range(3):  # the pool's first run, then best of two, alternating
-            for key, (workers, minimum) in modes.items():
-                if rnd == 0 and key != "render_pool_s":
-                    continue
-                if workers is None:
-                    os.environ.pop(_common.WORKERS_ENV, None)
-                else:
-                    os.environ[_common.WORKERS_ENV] = workers
-                _common.PROCESS_MIN_SECONDS = minimum
-                t0 = time.perf_counter()
-                ds.load(cfg)
-                seconds = time.perf_counter() - t0
-                if rnd == 0:
-                    out["render_pool_first_s"] = seconds  # includes starting the fork server
-                else:
-                    best[key] = min(best[key], seconds)
-    finally:
-        _common.PROCESS_MIN_SECONDS = threshold
-        if env is None:
-            os.environ.pop(_common.WORKERS_ENV, None)
-        else:
-            os.environ[_common.WORKERS_ENV] = env
-    out.update(best)
+    out.update(render_times(shapes.Shapes(), n))
     out["torch_threads"] = torch.get_num_threads()
     return out
 
@@ -149,14 +159,24 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch intra-op threads (1: steadiest on a shared, loaded machine)"
     )
     ap.add_argument("--json", default=os.path.join(HERE, "results", "bench_data.json"))
+    ap.add_argument(
+        "--costly", type=int, default=16_000, help="faces (64 × 64, ~10× shapes' cost per item) rendered at this size"
+    )
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--render-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         sys.path.insert(0, ROOT)
         print(json.dumps(child(args.child, args.threads)))
         return
+    if args.render_child:
+        sys.path.insert(0, ROOT)
+        from latentspec.data.procedural.faces import Faces
+
+        print(json.dumps({"dataset": "faces", "n": args.render_child, **render_times(Faces(), args.render_child)}))
+        return
     if args.quick:
-        args.sizes = [500, 2_000]
+        args.sizes, args.costly = [500, 2_000], 1_000
     sys.path.insert(0, HERE)
     from _machine import machine, write_result
 
@@ -176,6 +196,16 @@ def main() -> None:
             file=sys.stderr,
         )
         rows.append(row)
+    cmd = [sys.executable, os.path.abspath(__file__), "--render-child", str(args.costly)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=3600)
+    if r.returncode != 0:
+        raise SystemExit(f"bench_data: faces render failed:\n{r.stderr[-3000:]}")
+    costly = json.loads(r.stdout.strip().splitlines()[-1])
+    print(
+        f"faces {costly['n']:,} items: pool of {costly['render_workers']} {costly['render_pool_s']:5.2f} s, "
+        f"one process {costly['render_one_process_s']:5.2f} s, as load chooses {costly['render_s']:5.2f} s",
+        file=sys.stderr,
+    )
     small, large = rows[0], rows[-1]
     per_item = {
         "epoch": (large["epoch_s"] / large["n"]) / (small["epoch_s"] / small["n"]),
@@ -191,6 +221,7 @@ def main() -> None:
             "threads": args.threads,
             "machine": machine(before),
             "rows": rows,
+            "costly_render": costly,
             "per_item_growth_smallest_to_largest": per_item,
         },
     )

@@ -582,6 +582,18 @@ def data_section(r: dict[str, Any]) -> str:
         f"gives it. In one process, {last['n']:,} sprites render in {last['render_one_process_s']:.1f} s, a "
         f"{last['render_one_process_s'] / last['epoch_s']:.0%} share of one epoch's time, once per run (then the cache).",
     ]
+    c = r.get("costly_render")
+    if c:
+        lines += [
+            "",
+            f"A costlier renderer: `{c['dataset']}` (64 × 64 RGB, {1e6 * c['render_one_process_s'] / c['n']:.0f} µs per "
+            f"item in one process) at {c['n']:,} items renders in {c['render_one_process_s']:.2f} s in one process and "
+            f"{c['render_pool_s']:.2f} s on the pool of {c['render_workers']} "
+            f"({c['render_one_process_s'] / c['render_pool_s']:.2f}×; its first run {c['render_pool_first_s']:.2f} s); "
+            f"`load` takes {c['render_s']:.2f} s, choosing "
+            + ("the pool" if c["render_one_process_s"] >= c["render_threshold_s"] else "one process")
+            + f" by its estimate (≥ {c['render_threshold_s']:g} s in one process: the pool).",
+        ]
     steps = (last["epoch_steps_s"] / last["n"]) / (r["rows"][0]["epoch_steps_s"] / r["rows"][0]["n"])
     if g["epoch"] > GOAL_LINEAR:
         lines += [

@@ -131,3 +131,17 @@ def test_no_room_for_the_shared_file_renders_in_this_process(pool_calls, monkeyp
     assert pool_calls == [2] and multiprocessing.active_children() == []
     monkeypatch.setenv(common.WORKERS_ENV, "1")
     assert out["image"].tobytes() == ds.load(cfg)["image"].tobytes()
+
+
+def test_no_pool_when_main_is_not_a_file(monkeypatch):
+    """A script read from stdin (``python - < script.py``): a worker would re-import ``__main__``
+    from '<stdin>' and die, so the render stays in this process."""
+    import sys
+    import types
+
+    from latentspec.data.procedural import _common
+
+    main = types.ModuleType("__main__")
+    main.__file__ = "<stdin>"
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    assert _common._pool_context() is None

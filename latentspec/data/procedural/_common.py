@@ -19,6 +19,7 @@ import math
 import multiprocessing
 import multiprocessing.context
 import os
+import sys
 import tempfile
 import time
 import zipfile
@@ -442,8 +443,13 @@ def _pool_context() -> multiprocessing.context.BaseContext | None:
     """The fork server: torch, imported by the caller, runs threads that a plain ``fork`` would
     copy mid-lock into the child (a deadlock), and ``spawn`` pays Python's start-up and the
     imports per worker where the fork server pays them once per process. None where there is no
-    fork server (Windows) or this process may not have children (a daemonic worker)."""
+    fork server (Windows), this process may not have children (a daemonic worker), or its
+    ``__main__`` names a file that is not there (a script read from stdin): a worker re-imports
+    ``__main__`` from its path and would die on start."""
     if "forkserver" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
+        return None
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main is not None and not os.path.isfile(main):
         return None
     context = multiprocessing.get_context("forkserver")
     # The server imports numpy and the renderers once, so a worker forked from it starts in
