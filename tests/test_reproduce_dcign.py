@@ -24,15 +24,25 @@ def test_dcign_quick(tmp_path):
         assert set(n["dci"]) == {"disentanglement", "completeness", "informativeness"}
         assert set(n["factors"]) >= {"rotation", "scale", "posx", "posy"}
         assert all(0 <= f["spearman"] <= 1 for f in n["factors"].values())
-    # the spec's claims went through `latentspec check` for both DC-IGN runs ...
+    # every claim is the spec's, through `latentspec check RUN --baseline vae=VAE_RUN` for both
+    # DC-IGN runs; none is decided by the module
+    assert set(result["claims"]) == {"dcign_mean", "dcign_first"}
     for name in ("dcign_mean", "dcign_first"):
         checked = result["claims"][name]
-        assert [c["name"] for c in checked] == [f"{f}_in_its_unit" for f in ("rotation", "scale", "posx", "posy")]
+        units = [f"{f}_in_its_unit" for f in ("rotation", "scale", "posx", "posy")]
+        assert [c["name"] for c in checked] == [*units, "mig_beats_vae"]
         assert all(isinstance(c["holds"], bool) for c in checked)
-    # ... and the cross-run claim was decided from the two measured MIGs
-    for c, name in zip(result["claims"]["derived"], ("dcign_mean", "dcign_first"), strict=True):
-        assert c["value"] == numbers[name]["mig"] and c["target"] == numbers["vae"]["mig"]
-        assert c["holds"] == (c["value"] > c["target"])
+        assert not any("checked_by" in c for c in checked)
+        (mig,) = (c for c in checked if c["name"] == "mig_beats_vae")
+        # the MIG of this run against the VAE run's, each read from its own eval.json
+        assert mig["baselines"] == ["vae"]
+        assert (mig["value_from"], mig["target_from"]) == (f"RUNS/{name}", "vae=RUNS/vae")
+        assert mig["value"] == numbers[name]["mig"] and mig["target"] == numbers["vae"]["mig"]
+        assert mig["holds"] == (mig["value"] > mig["target"])
+        assert f"latentspec check RUNS/{name} --baseline vae=RUNS/vae" in result["steps"]
+        (row,) = (r for r in result["rows"] if r[0].startswith(f"{name}: disentanglement.mig > vae:"))
+        assert " vs vae's " in row[1] and row[2] == mig["holds"]
+    assert not any("derived" in row[0] for row in result["rows"])
     trained = [s for s in result["steps"] if s.startswith("latentspec train specs/dcign_shapes.yaml")]
     assert [s.split(" --set ")[1] for s in trained] == ["nodes.clamp.to=mean", "nodes.clamp.to=first", "nodes.dec.in=z"]
     assert sum(s.startswith("latentspec viz") for s in result["steps"]) == 3
