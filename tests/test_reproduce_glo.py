@@ -11,7 +11,8 @@ import pytest
 from _tiny import tiny_spec
 
 from benchmarks import reproduce
-from benchmarks.seeds.glo import _claim, hole_psnr, masks
+from benchmarks.seeds import derived_claim
+from benchmarks.seeds.glo import hole_psnr, masks
 from latentspec.spec import load_spec
 from latentspec.spec._claims import check_run
 from latentspec.spec._evalkeys import eval_keys, lookup, written_paths
@@ -78,7 +79,12 @@ def test_hole_psnr_reads_only_the_hole():
 
 
 def test_claim_records_either_direction():
-    assert _claim("a", "a > b", 2.0, 1.0)["holds"] is True
-    assert _claim("a", "a > b", 1.0, 1.0)["holds"] is False
-    assert _claim("a", "a < b", 1.0, 2.0, lower=True)["holds"] is True
-    assert _claim("a", "a < b", 2.0, 2.0, lower=True)["holds"] is False
+    def holds(*a, **k):
+        return derived_claim(*a, by="here", **k)["holds"]
+
+    assert holds("a", "a > b", 2.0, 1.0, lower=False) is True
+    assert holds("a", "a > b", 1.0, 1.0, lower=False) is False
+    assert holds("a", "a < b", 1.0, 2.0) is True
+    assert holds("a", "a < b", 2.0, 2.0) is False
+    assert holds("a", "a < b", float("nan"), 2.0) is False
+    assert "here" in derived_claim("a", "a < b", 1.0, 2.0, by="here")["derived"]

@@ -13,7 +13,7 @@ import time
 
 import pytest
 import yaml
-from _tinyvae import write_tiny
+from _tinyvae import tiny_vae, write_tiny
 
 from latentspec.cli import main
 from latentspec.spec import load_spec
@@ -135,7 +135,11 @@ def test_a_sweep_resumes_after_a_kill(tmp_path):
 
 @pytest.mark.slow
 def test_two_workers_share_one_sqlite_study(tmp_path):
-    spec = write_tiny(tmp_path, SWEEP)
+    # trials long enough (ten times the tiny spec's rows, three epochs) that the first worker
+    # cannot run all six before the second has started: both must run trials of the one study
+    spec = str(tmp_path / "tiny.yaml")
+    with open(spec, "w") as f:
+        f.write(tiny_vae(rows=(480, 48), train="  optimizer: {name: adam, lr: 1.0e-3}\n  epochs: 3\n") + SWEEP)
     out = str(tmp_path / "sweep")
     first = subprocess.Popen(sweep_cmd(spec, out, "--worker"), stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120

@@ -14,6 +14,7 @@ import dataclasses
 import importlib
 import io
 import json
+import math
 import os
 import pkgutil
 import shlex
@@ -120,6 +121,26 @@ def sides(c: dict) -> str:
         return f"{name}'s " if name else ""
 
     return f"{whose(c.get('value_from'))}{c['value']:.4g} vs {whose(c.get('target_from'))}{c['target']:.4g}"
+
+
+def derived_claim(
+    name: str, text: str, value: float, target: float, *, by: str, lower: bool = True, doc: str | None = None
+) -> dict[str, Any]:
+    """A verdict a result's module decides from numbers `latentspec eval` does not measure (a
+    rendered ground truth), in `latentspec check`'s record format; ``derived`` names the module.
+    Holds when ``value < target`` (``lower``) or ``value > target``, both finite."""
+    finite = math.isfinite(value) and math.isfinite(target)
+    out = {
+        "name": name,
+        "claim": text,
+        "value": float(value),
+        "target": float(target),
+        "holds": bool(finite and (value < target if lower else value > target)),
+        "derived": f"decided in {by} from the measured numbers, not by `latentspec check`",
+    }
+    if doc:
+        out["doc"] = doc
+    return out
 
 
 def claim_rows(claims: list[dict]) -> list[tuple[str, str, bool | None]]:

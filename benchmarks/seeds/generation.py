@@ -14,23 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.seeds import ROOT, Context, register
-
-DERIVED = "derived in benchmarks/seeds/generation.py from the measured numbers (needs the renderer)"
+from benchmarks.seeds import ROOT, Context, derived_claim, register
 
 
 def _claim(name: str, text: str, value: float, target: float, doc: str) -> dict[str, Any]:
-    """A ``value < target`` verdict in ``latentspec check``'s record format."""
-    holds = bool(np.isfinite(value) and np.isfinite(target) and value < target)
-    return {
-        "name": name,
-        "claim": text,
-        "value": float(value),
-        "target": float(target),
-        "holds": holds,
-        "doc": doc,
-        "derived": DERIVED,
-    }
+    """A ``value < target`` verdict against a rendered ground truth, decided here."""
+    return derived_claim(name, text, value, target, by="benchmarks/seeds/generation.py", doc=doc)
 
 
 def _row(c: dict[str, Any]) -> tuple[str, str, bool | None]:

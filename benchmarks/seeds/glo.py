@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.seeds import Context, claim_rows, register
+from benchmarks.seeds import Context, claim_rows, derived_claim, register
+
+BY = "benchmarks/seeds/glo.py"
 
 GLO = "specs/glo_mnist.yaml"
 GLANN = "specs/glann_mnist.yaml"
@@ -258,18 +260,6 @@ def hole_psnr(filled: np.ndarray, x: np.ndarray, mask: np.ndarray) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
-def _claim(name: str, text: str, value: float, target: float, *, lower: bool = False) -> dict:
-    """A claim measured here rather than read from eval.json, in `latentspec check`'s record
-    format: ``value`` > ``target`` holds (``lower``: value < target)."""
-    return {
-        "name": name,
-        "claim": text,
-        "value": value,
-        "target": target,
-        "holds": bool(value < target if lower else value > target),
-    }
-
-
 @register(
     "inpainting",
     "Inpainting with a GLO generator in the torch-free runtime",
@@ -310,11 +300,13 @@ def inpainting(ctx: Context) -> dict[str, Any]:
             "psnr_vae": psnr["VAE reconstruction"],
         }
         claims.append(
-            _claim(
+            derived_claim(
                 f"glo_beats_mean_fill_{kind}",
                 f"hole PSNR, {kind} masks: GLO inversion > mean fill",
                 psnr["GLO inversion"],
                 psnr["mean fill"],
+                by=BY,
+                lower=False,
             )
         )
         pick = np.linspace(0, len(x) - 1, 10).round().astype(int)
@@ -410,12 +402,12 @@ def glo_shapes_faces(ctx: Context) -> dict[str, Any]:
         }
         n = numbers[dataset]
         found = [
-            _claim(
+            derived_claim(
                 f"learns_{dataset}",
                 f"{dataset}: held-out inversion MSE < the mean image's",
                 n["test_inversion_mse"],
                 n["mean_image_mse"],
-                lower=True,
+                by=BY,
             ),
             *ctx.check(run),
         ]

@@ -145,8 +145,9 @@ class _StageForward(torch.nn.Module):
 
 class Callback:
     """Hooks into training (tracking sinks, sweep pruning). ``on_row`` sees every
-    ``metrics.jsonl`` row as it is written; ``on_epoch`` runs after the epoch's checkpoint and
-    sample grid, and may raise to stop training (the run stays resumable)."""
+    ``metrics.jsonl`` row as it is written; ``on_epoch`` runs after the epoch's sample grid and
+    after its checkpoint, if the cadence (``train.checkpoint_every``) wrote one, is on disk, and
+    may raise to stop training (the run stays resumable from its last checkpoint)."""
 
     def on_row(self, row: dict) -> None:
         pass
