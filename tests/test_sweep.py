@@ -44,9 +44,13 @@ def study(out: str, name: str = "tiny_vae"):
 def trials(out: str) -> list:
     if not os.path.isfile(os.path.join(out, "study.db")):
         return []
+    import sqlalchemy.exc
+
     try:
         return study(out).get_trials(deepcopy=False)
     except KeyError:  # the database exists, the study not yet
+        return []
+    except sqlalchemy.exc.SQLAlchemyError:  # a worker is creating the tables right now
         return []
 
 
@@ -260,3 +264,50 @@ def test_the_same_spec_and_options_propose_the_same_trials(tmp_path):
         proposed.append([(t.params, t.value) for t in trials(out)])
     assert proposed[0] == proposed[1]
     assert len({p["train.optimizer.lr"] for p, _ in proposed[0]}) == 3
+
+
+def test_a_race_creating_a_new_sqlite_study_is_retried(tmp_path, monkeypatch):
+    """Workers started together on a new database race to stamp its schema version; the one
+    that loses (IntegrityError) opens the storage again instead of failing."""
+    import sqlalchemy.exc
+
+    real = optuna.storages.RDBStorage
+    calls = []
+
+    class Racy(real):
+        def __init__(self, *a, **k):
+            calls.append(1)
+            if len(calls) == 1:
+                raise sqlalchemy.exc.IntegrityError(
+                    "INSERT INTO alembic_version", {}, Exception("UNIQUE constraint failed")
+                )
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", Racy)
+    spec = write_tiny(tmp_path, SWEEP.replace("trials: 6", "trials: 1"))
+    assert main(["sweep", spec, "--out", str(tmp_path / "sweep"), "--quiet"]) == 0
+    assert len(calls) >= 2 and len(trials(str(tmp_path / "sweep"))) == 1
+
+
+def test_the_plot_takes_finished_trials_that_share_a_value(tmp_path):
+    """Every finished trial drew the same choice: matplotlib's warning about the axis's zero span
+    is not an error of the sweep (the tests turn warnings into errors)."""
+    import types
+    import warnings
+
+    from latentspec.sweep._report import _plot
+
+    study = optuna.create_study(direction="minimize")
+    for value in (1.0, 2.0):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"latents.z.dim": 2},
+                distributions={"latents.z.dim": optuna.distributions.CategoricalDistribution([2, 4])},
+                value=value,
+            )
+        )
+    sweep = types.SimpleNamespace(metric="test.neg_elbo", direction="minimize")
+    path = str(tmp_path / "plot.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # as the sweep does
+        assert _plot(study, sweep, path) == path and os.path.getsize(path) > 0

@@ -6,6 +6,7 @@ import csv
 import io
 import os
 import shutil
+import warnings
 from typing import Any
 
 from latentspec_runtime._atomic import atomic_path, write_text
@@ -77,7 +78,11 @@ def _plot(study, sweep, path: str) -> str | None:
     import matplotlib.pyplot as plt
     from optuna.visualization.matplotlib import plot_parallel_coordinate
 
-    ax = plot_parallel_coordinate(study)
+    with warnings.catch_warnings():
+        # an axis whose finished trials all share one value (e.g. every finished trial drew the
+        # same choice) gets a default span from matplotlib, which says so in a warning
+        warnings.filterwarnings("ignore", message="Attempting to set identical", category=UserWarning)
+        ax = plot_parallel_coordinate(study)
     ax.set_title(f"{len(complete)} trials: {sweep.metric} ({sweep.direction}) by searched value")
     fig = ax.figure
     fig.set_size_inches(8, 4.5)

@@ -24,6 +24,9 @@ from latentspec.spec import SpecError, check_document, load_file
 from latentspec.spec._sweep import Dist, SweepSpec, check_sweep, parse_param, trial_document
 from latentspec.train.trainer import Callback
 
+# a sqlite study's storage is opened this many times before an error counts (see _storage)
+STORAGE_ATTEMPTS = 5
+
 
 class SweepError(UserError):
     """A sweep that cannot run as asked (metric, storage, study)."""
@@ -192,6 +195,27 @@ class Sweep:
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def _storage(self, grace: int, kwargs: dict[str, Any]):
+        """The RDB storage. Workers started together on a new database race to create its tables
+        (one gets an IntegrityError stamping the schema version): such an error is retried a few
+        times before it counts as a failure to open the storage."""
+        import sqlalchemy.exc
+
+        attempts = STORAGE_ATTEMPTS if self.storage_url.startswith("sqlite:") else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.optuna.storages.RDBStorage(
+                    self.storage_url,
+                    heartbeat_interval=max(1, grace // 4),
+                    grace_period=grace,
+                    heartbeat_stale_trial_callback=self.optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+                    **kwargs,
+                )
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+                if attempt == attempts:
+                    raise
+                time.sleep(0.5 * attempt)
+
     def open_study(self):
         optuna = self.optuna
         os.makedirs(self.out, exist_ok=True)
@@ -202,13 +226,7 @@ class Sweep:
             kwargs["engine_kwargs"] = {"pool_pre_ping": True}
         grace = max(2, int(self.opts.grace))
         try:
-            storage = optuna.storages.RDBStorage(
-                self.storage_url,
-                heartbeat_interval=max(1, grace // 4),
-                grace_period=grace,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-                **kwargs,
-            )
+            storage = self._storage(grace, kwargs)
         except ImportError as exc:
             raise SweepError(
                 f"--storage {_redact(self.storage_url)}: the database driver is not installed ({exc.name}); "
