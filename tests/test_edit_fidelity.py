@@ -133,3 +133,20 @@ def test_an_edit_claim_on_a_dataset_that_cannot_rerender_is_a_located_error():
     assert spec is None
     msgs = [str(d) for d in diags if d.severity == "error"]
     assert msgs and all("`eval --edit-fidelity` needs a procedural dataset" in m for m in msgs)
+
+
+def test_directions_json_is_read_in_one_place(tmp_path):
+    """`eval --edit-fidelity` and `export` read RUN/directions.json through one reader: none is
+    {}, and a file that is not JSON or not a mapping is a located error."""
+    from latentspec.run.directions import read_directions
+
+    assert read_directions(str(tmp_path)) == {}
+    path = tmp_path / "directions.json"
+    path.write_text('{"a": {"vector": [1.0]}}')
+    assert read_directions(str(tmp_path)) == {"a": {"vector": [1.0]}}
+    path.write_text("[1, 2]")
+    with pytest.raises(RunError, match=r"directions.json: expected a mapping"):
+        read_directions(str(tmp_path))
+    path.write_text("{not json")
+    with pytest.raises(RunError, match=r"directions.json: cannot read it"):
+        read_directions(str(tmp_path))

@@ -13,7 +13,6 @@ export never leaves half a bundle (an existing bundle at ``out`` is replaced onl
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -182,15 +181,12 @@ def _directions(spec, model, run: str, asked: Sequence[str] | dict | None, group
     (``latentspec.run.directions.FORMS``): ``NAME=FIELD:A:B`` (the mean code of training examples
     with FIELD = B minus that of FIELD = A), ``NAME=group:GROUP`` (the group's direction from
     ``groups``: +1 of its factor when calibrated) or ``NAME=unit:K`` (code unit K)."""
-    found: dict = {}
-    path = os.path.join(run, "directions.json")
-    if os.path.isfile(path):
-        try:
-            with open(path) as f:
-                data = json.load(f)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ExportError(f"{path}: cannot read it ({exc})") from None
-        found.update(data if isinstance(data, dict) else {})
+    from latentspec.run.directions import read_directions
+
+    try:
+        found = dict(read_directions(run))
+    except RunError as exc:
+        raise ExportError(str(exc)) from None
     if isinstance(asked, dict):
         found.update(asked)
     elif asked:

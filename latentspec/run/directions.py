@@ -57,6 +57,25 @@ class DirectionRequest:
         return f"group:{self.group}" if self.kind == "group" else f"unit:{self.unit}"
 
 
+def read_directions(run: str) -> dict[str, Any]:
+    """``RUN/directions.json`` ({name: record}; a script or an earlier step wrote it), or {} when
+    there is none; RunError when it cannot be read or is not a mapping."""
+    import json
+    import os
+
+    path = os.path.join(run, "directions.json")
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            found = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: cannot read it ({exc})") from None
+    if not isinstance(found, dict):
+        raise RunError(f"{path}: expected a mapping of direction names to records, not {type(found).__name__}")
+    return found
+
+
 def parse_direction(text: str) -> DirectionRequest:
     """``NAME=FIELD:A:B`` | ``NAME=group:GROUP`` | ``NAME=unit:K`` -> a :class:`DirectionRequest`."""
     name, sep, rest = text.partition("=")

@@ -27,7 +27,6 @@ calibrated group, moves its factor by 1 per unit of alpha.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -158,16 +157,12 @@ def _from_request(spec: Spec, model, text: str) -> EditDirection:
 
 
 def _from_run(spec: Spec, run: str, name: str) -> EditDirection:
+    from latentspec.run.directions import read_directions
+
     path = os.path.join(run, "directions.json")
-    found: dict = {}
-    if os.path.isfile(path):
-        try:
-            with open(path) as f:
-                found = json.load(f)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunError(f"{path}: cannot read it ({exc})") from None
-    if not isinstance(found, dict) or name not in found:
-        have = f"{path} has: {', '.join(found)}" if isinstance(found, dict) and found else f"{path} has none"
+    found = read_directions(run)
+    if name not in found:
+        have = f"{path} has: {', '.join(found)}" if found else f"{path} has none"
         raise RunError(
             f"{FLAG} {name}: no direction '{name}' ({have}); give NAME=FIELD:A:B or NAME=group:GROUP to build one"
         )
