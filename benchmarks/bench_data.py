@@ -151,6 +151,15 @@ def child(n: int, threads: int) -> dict:
     return out
 
 
+def run_child(args: list[str], what: str) -> dict:
+    """This script with ``args`` in a fresh process; the JSON object it prints last."""
+    cmd = [sys.executable, os.path.abspath(__file__), *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=3600)
+    if r.returncode != 0:
+        raise SystemExit(f"bench_data: {what} failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 4_000, 16_000, 64_000])
@@ -183,11 +192,7 @@ def main() -> None:
     before = machine()
     rows = []
     for n in args.sizes:
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", str(n), "--threads", str(args.threads)]
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=3600)
-        if r.returncode != 0:
-            raise SystemExit(f"bench_data: size {n} failed:\n{r.stderr[-3000:]}")
-        row = json.loads(r.stdout.strip().splitlines()[-1])
+        row = run_child(["--child", str(n), "--threads", str(args.threads)], f"size {n}")
         print(
             f"{n:>7,} items: epoch {row['epoch_s']:6.2f} s, loader {row['loader_epoch_s']:5.2f} s, "
             f"render {row['render_s']:5.2f} s (pool of {row['render_workers']} {row['render_pool_s']:5.2f} s, "
@@ -196,11 +201,7 @@ def main() -> None:
             file=sys.stderr,
         )
         rows.append(row)
-    cmd = [sys.executable, os.path.abspath(__file__), "--render-child", str(args.costly)]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=3600)
-    if r.returncode != 0:
-        raise SystemExit(f"bench_data: faces render failed:\n{r.stderr[-3000:]}")
-    costly = json.loads(r.stdout.strip().splitlines()[-1])
+    costly = run_child(["--render-child", str(args.costly)], "faces render")
     print(
         f"faces {costly['n']:,} items: pool of {costly['render_workers']} {costly['render_pool_s']:5.2f} s, "
         f"one process {costly['render_one_process_s']:5.2f} s, as load chooses {costly['render_s']:5.2f} s",

@@ -94,10 +94,6 @@ class Snapshot:
             state = {**state, "optimizer": meta}
         return cls(weights, tensors, json.loads(json.dumps(state, allow_nan=False)) if copy else state)
 
-    def nbytes(self) -> int:
-        tensors = [*self.weights.values(), *(self.optimizer or {}).values()]
-        return sum(t.numel() * t.element_size() for t in tensors)
-
 
 def state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> int:
     """The bytes of a checkpoint's tensors (the model's, and the optimizer's state so far)."""

@@ -17,6 +17,8 @@ Below both ``latentspec.train`` and ``latentspec.export``: exporting never impor
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -60,9 +62,6 @@ class DirectionRequest:
 def read_directions(run: str) -> dict[str, Any]:
     """``RUN/directions.json`` ({name: record}; a script or an earlier step wrote it), or {} when
     there is none; RunError when it cannot be read or is not a mapping."""
-    import json
-    import os
-
     path = os.path.join(run, "directions.json")
     if not os.path.isfile(path):
         return {}

@@ -102,10 +102,13 @@ class Claim:
     abs: float | None = None  # within: absolute tolerance
     doc: str | None = None
 
+    def paths(self) -> list[str]:
+        """The metric paths the claim reads: its metric, and its operand's when that is one."""
+        return [self.metric] + ([self.operand.path] if self.operand.path is not None else [])
+
     def baselines(self) -> list[str]:
         """The baselines the claim reads (``NAME:`` of its metric and operand), in order."""
-        paths = [self.metric] + ([self.operand.path] if self.operand.path is not None else [])
-        return list(dict.fromkeys(b for b, _ in map(split_ref, paths) if b is not None))
+        return list(dict.fromkeys(b for b, _ in map(split_ref, self.paths()) if b is not None))
 
     def text(self) -> str:
         rhs = self.operand.text()
@@ -136,13 +139,19 @@ def claims_of(spec: Spec) -> list[Claim]:
     return [parse_claim(raw, i) for i, raw in enumerate(spec.raw.get("claims") or [])]
 
 
+def _unwritten_hint(spec: Spec, path: str, keys: tuple[EvalKey, ...]) -> str:
+    """For a path `latentspec eval` does not write for ``spec``: why not, or a did-you-mean
+    among the numeric paths of ``keys`` (its :func:`eval_keys`)."""
+    reason = why_not(spec, path)
+    return f": {reason}" if reason else did_you_mean(path, [k.path for k in keys if k.numeric])
+
+
 def check_claims(doc: Document, spec: Spec) -> list[Diagnostic]:
     """Located errors for the claims of a valid spec: one comparator each, distinct names, and
     every metric path one that `latentspec eval` writes for this spec, as a number."""
     raw_claims = doc.data.get("claims") or []
     diags: list[Diagnostic] = []
     keys = eval_keys(spec)
-    numeric = [k.path for k in keys if k.numeric]
     declared = doc.data.get("baselines") or {}
     names: set[str] = set()
     for i, raw in enumerate(raw_claims):
@@ -183,8 +192,7 @@ def check_claims(doc: Document, spec: Spec) -> list[Diagnostic]:
                 continue
             key = lookup(keys, metric)
             if key is None:
-                reason = why_not(spec, metric)
-                hint = f": {reason}" if reason else did_you_mean(metric, numeric)
+                hint = _unwritten_hint(spec, metric, keys)
                 diags.append(doc.diag(where, f"`latentspec eval` writes no metric '{metric}' for this spec{hint}"))
             elif not key.numeric:
                 diags.append(doc.diag(where, f"'{metric}' is text ({key.doc}), not a number a claim can compare"))
@@ -369,19 +377,15 @@ def load_baselines(spec: Spec, given: Mapping[str, str]) -> dict[str, Baseline]:
             )
         other = _load_run_spec(run, f"--baseline {name}=")
         keys = eval_keys(other)
-        numeric = [k.path for k in keys if k.numeric]
         for claim in claims_of(spec):
-            refs = [claim.metric] + ([claim.operand.path] if claim.operand.path is not None else [])
-            for base, path in map(split_ref, refs):
+            for base, path in map(split_ref, claim.paths()):
                 if base != name:
                     continue
                 key = lookup(keys, path)
                 if key is None:
-                    reason = why_not(other, path)
-                    hint = f": {reason}" if reason else did_you_mean(path, numeric)
                     raise ClaimError(
                         f"claim '{claim.name}' reads '{name}:{path}', but `latentspec eval` writes no metric "
-                        f"'{path}' for {run} (spec '{other.name}'){hint}"
+                        f"'{path}' for {run} (spec '{other.name}'){_unwritten_hint(other, path, keys)}"
                     )
                 if not key.numeric:
                     raise ClaimError(

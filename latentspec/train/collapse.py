@@ -55,6 +55,11 @@ def checked_terms(spec: Spec, names) -> list[str]:
     return out
 
 
+def spaced(size: int, n: int) -> np.ndarray:
+    """``min(n, size)`` evenly spaced row numbers of ``size`` rows (splits may be sorted by class)."""
+    return np.linspace(0, size - 1, min(n, size)).round().astype(np.int64)
+
+
 def eval_rows(data, n: int = ROWS, block: int | None = None) -> dict[str, torch.Tensor]:
     """``n`` evenly spaced rows of every field of ``data`` (splits may be sorted by class); with
     ``block`` (a fixed-factor sampler's, :func:`~latentspec.data.pipeline.block_size`) evenly
@@ -67,7 +72,7 @@ def eval_rows(data, n: int = ROWS, block: int | None = None) -> dict[str, torch.
             starts = np.linspace(0, blocks - 1, min(blocks, -(-n // block))).round().astype(np.int64) * block
             idx = torch.from_numpy((starts[:, None] + np.arange(block)).reshape(-1))
         else:
-            idx = torch.from_numpy(np.linspace(0, size - 1, min(n, size)).round().astype(np.int64))
+            idx = torch.from_numpy(spaced(size, n))
         for f in names:
             out[f] = data.fields[f][idx]
     k = min(len(v) for v in out.values())
@@ -83,9 +88,8 @@ def shared_rows(trainer, data) -> tuple[np.ndarray, set[str]] | None:
     spec = trainer.spec
     if len(data.groups) != 1 or block_size(spec) is not None:
         return None
-    size = len(data)
     names = {x for n in checked_terms(spec, spec.objective) for x in spec.objective[n].inputs}
-    return np.linspace(0, size - 1, min(ROWS, size)).round().astype(np.int64), names
+    return spaced(len(data), ROWS), names
 
 
 def forward_rows(gm, args, batch: dict[str, torch.Tensor], block: int | None) -> dict[str, torch.Tensor]:
